@@ -1,0 +1,110 @@
+"""The two small storage contracts every backend implements.
+
+* :class:`ObjectStore` keeps **frames** (see ``core.codec``) by :class:`ObjectId`. It moves
+  bytes and knows nothing else: verification happens when a reader unframes (``core.codec.
+  unframe``), so a backend can never silently hand back edited bytes.
+* :class:`RefStore` keeps named pointers (``sessions/<id>``) whose only update is a
+  compare-and-swap, and a reflog per ref so every move can be undone.
+
+Implementations: memory and local disk here; Azure Blob (objects) and Cosmos DB (refs and the
+index) in ``stores.blob`` / ``stores.cosmos``; cross-cutting behaviour (retries) is a wrapper
+that implements the same contract.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+from ..core.ids import ObjectId
+
+__all__ = ["ObjectStore", "RefStore", "ReflogEntry"]
+
+
+class ObjectStore(abc.ABC):
+    """Content-addressed frames. ``put`` of an id already present is a no-op (idempotent)."""
+
+    @abc.abstractmethod
+    async def get(self, oid: ObjectId) -> bytes | None:
+        """The stored frame, or ``None`` if the object is absent."""
+
+    @abc.abstractmethod
+    async def put(self, oid: ObjectId, data: bytes) -> None:
+        """Store one frame durably before returning (unless inside :meth:`batch`)."""
+
+    async def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> None:
+        """Store many frames with one durability point (a pack, one fsync, one upload)."""
+        for oid, data in items:
+            await self.put(oid, data)
+
+    @abc.abstractmethod
+    async def has(self, oid: ObjectId) -> bool:
+        """Whether the object is present."""
+
+    async def has_many(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
+        """The subset of ``oids`` that is present."""
+        return {o for o in oids if await self.has(o)}
+
+    @abc.abstractmethod
+    async def delete(self, oid: ObjectId) -> bool:
+        """Remove an object; ``True`` if it was there."""
+
+    @abc.abstractmethod
+    def list(self) -> AsyncIterator[ObjectId]:
+        """Every object id in the store (any order)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources; the store is unusable afterwards."""
+
+    async def __aenter__(self) -> ObjectStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+@dataclass(frozen=True, slots=True)
+class ReflogEntry:
+    """One move of a ref: from ``old`` to ``new`` at ``time_ns`` because of ``reason``."""
+
+    old: ObjectId | None
+    new: ObjectId | None
+    time_ns: int
+    reason: str
+
+
+class RefStore(abc.ABC):
+    """Named pointers with compare-and-swap updates and a reflog."""
+
+    @abc.abstractmethod
+    async def get(self, name: str) -> ObjectId | None:
+        """The ref's value, or ``None`` if it does not exist."""
+
+    @abc.abstractmethod
+    async def set_if_equals(
+        self, name: str, old: ObjectId | None, new: ObjectId | None, reason: str = ""
+    ) -> bool:
+        """Atomically set ``name`` to ``new`` iff it currently equals ``old``.
+
+        ``old=None`` means "must not exist" (create); ``new=None`` deletes the ref. Returns
+        ``False`` (and changes nothing) when the current value differs. Every successful
+        update appends a :class:`ReflogEntry`.
+        """
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> AsyncIterator[tuple[str, ObjectId]]:
+        """Every ref whose name starts with ``prefix`` with its value."""
+
+    @abc.abstractmethod
+    async def reflog(self, name: str) -> list[ReflogEntry]:
+        """The ref's moves, oldest first (kept after the ref is deleted)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
+
+    async def __aenter__(self) -> RefStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
