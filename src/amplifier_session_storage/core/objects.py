@@ -4,13 +4,15 @@ A **block** is one change to a session (a message, an event, a metadata update, 
 rewind, a merge). It names its parents, so blocks form a DAG. Its canonical encoding is::
 
     ["b", 1, block_type, session_id, [parent_id, ...], sequence, timestamp_ns,
-     device_id, user_id, payload_form, payload]
+     device_id, user_id, payload_form, payload, [link_id, ...]]
 
 ``payload_form`` 0 means ``payload`` is the value itself; 1 means the value was packed to
 msgpack bytes, cut by content-defined chunking and stored as chunk objects, and ``payload`` is
 ``[total_length, [chunk_id, ...]]``. Fields unique to a session (session id, user, device,
 parents, time) live in the header, never in chunked bytes, so equal payloads dedup across
-sessions and forks.
+sessions and forks. ``links`` name further objects the payload refers to (chunks of blobs
+stored by higher layers, e.g. each message inside an ``llm:request``): fsck, gc and sync
+treat them exactly like payload chunks.
 
 A **chunk** is ``["c", 1, bytes]``.
 """
@@ -35,6 +37,7 @@ __all__ = [
     "EncodedBlock",
     "decode_block",
     "decode_chunk",
+    "encode_blob",
     "encode_block",
     "encode_chunk",
     "object_kind",
@@ -45,6 +48,7 @@ CHUNK_VERSION = 1
 PAYLOAD_INLINE = 0
 PAYLOAD_CHUNKED = 1
 MAX_PARENTS = 64
+MAX_LINKS = 1_000_000
 
 
 class BlockType(StrEnum):
@@ -85,6 +89,7 @@ class Block:
         "block_type",
         "data",
         "device_id",
+        "links",
         "parents",
         "sequence",
         "session_id",
@@ -100,6 +105,7 @@ class Block:
     device_id: str
     user_id: str
     data: Any
+    links: tuple[ObjectId, ...]
 
     def __init__(
         self,
@@ -111,6 +117,7 @@ class Block:
         device_id: str = "",
         user_id: str = "",
         data: Any = None,
+        links: Sequence[ObjectId] = (),
     ) -> None:
         bt = _TYPES.get(str(block_type.value if isinstance(block_type, BlockType) else block_type))
         if bt is None:
@@ -126,6 +133,7 @@ class Block:
         set_(self, "device_id", device_id)
         set_(self, "user_id", user_id)
         set_(self, "data", data)
+        set_(self, "links", tuple(ObjectId(x) for x in links))
         set_(self, "_encoded", None)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -164,6 +172,13 @@ class Block:
     def timestamp(self) -> datetime:
         return datetime.fromtimestamp(self.timestamp_ns / 1e9, tz=UTC)
 
+    def object_refs(self) -> tuple[ObjectId, ...]:
+        """Objects (not blocks) this block needs: payload chunks, then links."""
+        data = self.data
+        if isinstance(data, ChunkedPayload):
+            return data.chunk_ids + self.links
+        return self.encoded.chunk_ids + self.links
+
     def replace(self, **changes: Any) -> Block:
         """A new block with some fields changed (a new id)."""
         fields = {
@@ -175,6 +190,7 @@ class Block:
             "device_id": self.device_id,
             "user_id": self.user_id,
             "data": self.data,
+            "links": self.links,
         }
         fields.update(changes)
         return Block(**fields)
@@ -204,7 +220,8 @@ class EncodedBlock:
 
     id: ObjectId
     canonical: bytes
-    chunks: tuple[tuple[ObjectId, bytes], ...]
+    chunks: tuple[tuple[ObjectId, bytes], ...]  # chunk objects still to be stored (encode only)
+    chunk_ids: tuple[ObjectId, ...] = ()  # every payload chunk id (also after decoding)
 
 
 def encode_chunk(data: bytes | memoryview) -> tuple[ObjectId, bytes]:
@@ -236,6 +253,8 @@ def encode_block(block: Block) -> EncodedBlock:
     _check_str(block.session_id, "session_id")
     _check_str(block.device_id, "device_id")
     _check_str(block.user_id, "user_id")
+    if len(block.links) > MAX_LINKS:
+        raise InvalidInputError(f"a block has at most {MAX_LINKS} links")
     if len(block.parents) > MAX_PARENTS:
         raise InvalidInputError(f"a block has at most {MAX_PARENTS} parents")
     data = block.data
@@ -265,8 +284,18 @@ def encode_block(block: Block) -> EncodedBlock:
         block.user_id,
         form,
     ]
-    canonical = pack([*header, payload])
-    return EncodedBlock(ObjectId.of(canonical), canonical, tuple(chunks))
+    canonical = pack([*header, payload, list(block.links)])
+    chunk_ids = data.chunk_ids if isinstance(data, ChunkedPayload) else tuple(c for c, _ in chunks)
+    return EncodedBlock(ObjectId.of(canonical), canonical, tuple(chunks), chunk_ids)
+
+
+def encode_blob(data: bytes | memoryview) -> list[tuple[ObjectId, bytes]]:
+    """Cut bytes into content-defined chunk objects (ids + canonical), in order.
+
+    Higher layers store a blob's chunks and list their ids in a block's ``links``; equal
+    content anywhere in the repository yields the same chunks, stored once.
+    """
+    return [encode_chunk(piece) for piece in chunking.cut(bytes(data))]
 
 
 def object_kind(canonical: bytes) -> str:
@@ -285,9 +314,13 @@ def decode_block(canonical: bytes, oid: ObjectId | None = None) -> Block:
     """
     v = unpack(canonical, "block")
     try:
-        if not isinstance(v, list) or len(v) != 11 or v[0] != "b" or v[1] != BLOCK_VERSION:
+        if not isinstance(v, list) or len(v) != 12 or v[0] != "b" or v[1] != BLOCK_VERSION:
             raise CorruptObjectError("not a block object (bad tag or version)")
-        _, _, btype, sid, parents, seq, ts, dev, user, form, payload = v
+        _, _, btype, sid, parents, seq, ts, dev, user, form, payload, links = v
+        if not isinstance(links, list) or not all(
+            isinstance(x, bytes) and len(x) == ID_BYTES for x in links
+        ):
+            raise CorruptObjectError("block links are malformed")
         if btype not in _TYPES:
             raise CorruptObjectError(f"unknown block type {btype!r}")
         if not (isinstance(sid, str) and isinstance(dev, str) and isinstance(user, str)):
@@ -316,9 +349,11 @@ def decode_block(canonical: bytes, oid: ObjectId | None = None) -> Block:
         if oid is not None and exc.object_id is None:
             exc.object_id = oid.hex()
         raise
-    block = Block(_TYPES[btype], sid, [ObjectId(p) for p in parents], seq, ts, dev, user, data)
+    block = Block(_TYPES[btype], sid, [ObjectId(p) for p in parents], seq, ts, dev, user, data,
+                  [ObjectId(x) for x in links])
     real_id = oid if oid is not None else ObjectId.of(canonical)
-    object.__setattr__(block, "_encoded", EncodedBlock(real_id, canonical, ()))
+    chunk_ids = data.chunk_ids if isinstance(data, ChunkedPayload) else ()
+    object.__setattr__(block, "_encoded", EncodedBlock(real_id, canonical, (), chunk_ids))
     return block
 
 
@@ -343,6 +378,7 @@ def resolve_chunked(block: Block, chunks: Iterable[bytes]) -> Block:
         block.device_id,
         block.user_id,
         value,
+        block.links,
     )
     object.__setattr__(out, "_encoded", block.encoded)
     return out

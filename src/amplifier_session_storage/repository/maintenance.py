@@ -1,0 +1,170 @@
+"""fsck and gc: proving the repository whole, and removing only what nothing can reach."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.codec import unframe
+from ..core.ids import ObjectId
+from ..core.objects import decode_block, object_kind
+from ..errors import IntegrityError
+from .repo import Repository
+
+__all__ = ["FsckReport", "GcReport", "fsck", "gc", "reachable"]
+
+
+@dataclass
+class FsckReport:
+    """What fsck checked and every problem it found (empty ``problems`` means clean)."""
+
+    objects: int = 0
+    blocks: int = 0
+    chunks: int = 0
+    refs: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, kind: str, object_id: str | None, detail: str) -> None:
+        self.problems.append({"kind": kind, "object": object_id, "detail": detail})
+
+
+async def fsck(repo: Repository) -> FsckReport:
+    """Verify every object's id and that every ref, parent and chunk is present."""
+    report = FsckReport()
+    present: set[ObjectId] = set()
+    needs: list[tuple[str, ObjectId, str]] = []
+    async for oid in repo.objects.list():
+        report.objects += 1
+        stored = await repo.objects.get(oid)
+        if stored is None:
+            report.add("missing", oid.hex(), "listed but unreadable")
+            continue
+        try:
+            canonical = unframe(oid, stored)
+            kind = object_kind(canonical)
+            if kind == "b":
+                block = decode_block(canonical, oid)
+                report.blocks += 1
+                for p in block.parents:
+                    needs.append(("parent", p, oid.hex()))
+                for c in block.object_refs():
+                    needs.append(("chunk", c, oid.hex()))
+            elif kind == "c":
+                report.chunks += 1
+        except IntegrityError as exc:
+            report.add("corrupt", oid.hex(), str(exc))
+            continue
+        present.add(oid)
+    async for name, head in repo.refs.list():
+        report.refs += 1
+        needs.append(("ref", head, name))
+    for what, oid, by in needs:
+        if oid not in present:
+            report.add(f"missing-{what}", oid.hex(), f"needed by {by}")
+    return report
+
+
+async def reachable(repo: Repository, include_reflogs: bool = True) -> set[ObjectId]:
+    """Every object reachable from refs (and reflog entries): blocks, their parents, chunks."""
+    roots: set[ObjectId] = set()
+    names: list[str] = []
+    async for name, head in repo.refs.list():
+        roots.add(head)
+        names.append(name)
+    if include_reflogs:
+        for name in set(names) | set(await _logged_refs(repo)):
+            for entry in await repo.refs.reflog(name):
+                roots.update(x for x in (entry.old, entry.new) if x is not None)
+    seen: set[ObjectId] = set()
+    stack = list(roots)
+    while stack:
+        oid = stack.pop()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        try:
+            block = await repo.get_block(oid, resolve=False)
+        except (IntegrityError, LookupError, ValueError):
+            continue  # fsck reports these; gc must simply not delete what it cannot read
+        stack.extend(block.parents)
+        seen.update(block.object_refs())
+    return seen
+
+
+async def _logged_refs(repo: Repository) -> list[str]:
+    lister = getattr(repo.refs, "logged_refs", None)
+    if lister is None:
+        return []
+    result = await lister()
+    return list(result)
+
+
+@dataclass
+class GcReport:
+    scanned: int = 0
+    reachable: int = 0
+    candidates: int = 0
+    deleted: int = 0
+    kept_in_grace: int = 0
+    dry_run: bool = False
+    deleted_ids: list[str] = field(default_factory=list)
+
+
+async def gc(repo: Repository, *, grace_seconds: float = 14 * 86400, dry_run: bool = False,
+             state_file: Path | None = None) -> GcReport:
+    """Delete objects unreachable from refs and reflogs, once they have been for ``grace``.
+
+    Two-phase so a concurrent writer never loses a block: an object is deleted only if an
+    earlier gc (recorded in ``state_file``) already saw it unreachable at least
+    ``grace_seconds`` ago, and reachability is computed afresh right before deleting. With
+    ``grace_seconds=0`` one run marks and sweeps. Writers store objects before they move a
+    ref, so a block being written is either new (never marked) or already reachable.
+    """
+    now = time.time()
+    marks: dict[str, float] = {}
+    if state_file is not None and state_file.exists():
+        try:
+            marks = {k: float(v) for k, v in json.loads(state_file.read_text()).items()}
+        except (ValueError, AttributeError):
+            marks = {}
+    report = GcReport(dry_run=dry_run)
+    live = await reachable(repo)
+    report.reachable = len(live)
+    unreachable: list[ObjectId] = []
+    async for oid in repo.objects.list():
+        report.scanned += 1
+        if oid not in live:
+            unreachable.append(oid)
+    report.candidates = len(unreachable)
+    new_marks: dict[str, float] = {}
+    due: list[ObjectId] = []
+    for oid in unreachable:
+        first_seen = marks.get(oid.hex(), now)
+        new_marks[oid.hex()] = first_seen
+        if now - first_seen >= grace_seconds:
+            due.append(oid)
+        else:
+            report.kept_in_grace += 1
+    if due and not dry_run:
+        live = await reachable(repo)  # refs may have moved while we scanned
+        for oid in due:
+            if oid in live:
+                continue
+            if await repo.objects.delete(oid):
+                report.deleted += 1
+                report.deleted_ids.append(oid.hex())
+                new_marks.pop(oid.hex(), None)
+    elif dry_run:
+        report.deleted_ids = [o.hex() for o in due]
+    if state_file is not None and not dry_run:
+        tmp = state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(new_marks))
+        tmp.replace(state_file)
+    return report
