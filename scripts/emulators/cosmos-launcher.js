@@ -32,6 +32,8 @@ const MAX_REQUEST_BYTES = 2 * 1024 * 1024 + 64 * 1024; // request payload limit 
 const MAX_BATCH_OPERATIONS = 100; // real Cosmos DB: transactional batch limit
 const MAX_PATCH_OPERATIONS = 10; // real Cosmos DB: patch limit
 const KEEP_ALIVE_MS = 75 * 1000; // longer than aiohttp's 15 s idle timeout
+// Sent on every response so that tests can tell this harness from a stock server.
+const HARNESS_ID = "cosmos-launcher/1";
 
 // ---------------------------------------------------------------------------
 // Arguments and package loading
@@ -1183,6 +1185,7 @@ function handleRequest(req, res) {
     res.setHeader("content-type", "application/json");
     res.setHeader("content-location", `https://${req.headers.host}${req.url}`);
     res.setHeader("x-ms-activity-id", crypto.randomUUID());
+    res.setHeader("x-cosmos-harness", HARNESS_ID);
     if (!res.getHeader("x-ms-request-charge")) res.setHeader("x-ms-request-charge", "1");
     if (req.headers["x-ms-documentdb-populatequerymetrics"]) {
       res.setHeader(

@@ -99,11 +99,8 @@ async def reachable(repo: Repository, include_reflogs: bool = True) -> set[Objec
 
 
 async def _logged_refs(repo: Repository) -> list[str]:
-    lister = getattr(repo.refs, "logged_refs", None)
-    if lister is None:
-        return []
-    result = await lister()
-    return list(result)
+    # A store that cannot list its reflogs raises here: gc must not guess what is reachable.
+    return list(await repo.refs.logged_refs())
 
 
 @dataclass

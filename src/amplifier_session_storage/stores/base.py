@@ -100,6 +100,10 @@ class RefStore(abc.ABC):
     async def reflog(self, name: str) -> list[ReflogEntry]:
         """The ref's moves, oldest first (kept after the ref is deleted)."""
 
+    async def logged_refs(self) -> list[str]:
+        """Every ref name that has a reflog, including refs deleted since (gc roots)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list its reflogs")
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
 

@@ -69,3 +69,6 @@ class MemoryRefStore(RefStore):
 
     async def reflog(self, name: str) -> list[ReflogEntry]:
         return list(self._logs.get(validate_ref_name(name), []))
+
+    async def logged_refs(self) -> list[str]:
+        return sorted(self._logs)

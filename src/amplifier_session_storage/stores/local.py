@@ -1,0 +1,436 @@
+"""Local-disk stores: loose objects plus packs, and refs with lock files and reflogs.
+
+Layout under ``root`` (bytes specified in docs/design-local.md)::
+
+    objects/ab/cdef…            one loose frame (file name: the id's hex minus 2 digits)
+    objects/pack/pack-<h>.pack  many frames; .idx commits it; .del records deletions
+    refs/<namespace>/<name>     64 hex digits + newline
+    logs/<namespace>/<name>     the reflog, one checksummed line per move
+
+Every write is durable before the call returns (``fsync=False`` skips the syncs, for
+throw-away stores). I/O is done inline on the event loop: these are sub-millisecond system
+calls, cheaper than a hop to a worker thread. One store object must be used from one thread.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+from ..core.ids import ID_HEX_LEN, ObjectId
+from ..errors import StorageError
+from .base import ObjectStore
+from .local_refs import LocalRefStore, open_dir
+from .pack import PackReader, PackWriter, pack_name_of, tmp_name, write_all
+
+__all__ = ["LocalObjectStore", "LocalRefStore"]
+
+_HEXDIGITS = frozenset("0123456789abcdef")
+_RDONLY = os.O_RDONLY | os.O_CLOEXEC
+_RACY_NS = 50_000_000  # 50 ms: well above the file-system timestamp granularity
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+
+def _is_hex(text: str) -> bool:
+    return _HEXDIGITS.issuperset(text)
+
+
+def _read_fd(fd: int) -> bytes:
+    size = os.fstat(fd).st_size
+    data = os.read(fd, size) if size else b""
+    if len(data) < size:  # a short read: keep reading to EOF
+        parts = [data]
+        while chunk := os.read(fd, 1 << 20):
+            parts.append(chunk)
+        data = b"".join(parts)
+    return data
+
+
+class LocalObjectStore(ObjectStore):
+    """Frames on local disk: loose files for single puts, one pack per ``put_many``.
+
+    Reads look at the loose file first, then at the packs (the pack that answered last is
+    asked first). Packs are discovered from the directory listing on first use and their
+    indexes are mapped lazily, so opening a store costs nothing per pack. A ``put_many`` with
+    a single new object writes it loose (a one-object pack only costs more).
+    """
+
+    def __init__(self, root: Path | str, *, fsync: bool = True, max_open_packs: int = 256) -> None:
+        self.root = Path(root)
+        self._fsync = fsync
+        self._max_open = max(2, max_open_packs)
+        objects = self.root / "objects"
+        self._obj_fd = open_dir(objects, create=True, fsync=fsync)
+        self._pack_fd = open_dir(objects / "pack", create=True, fsync=fsync)
+        self._fan_fds: dict[str, int] = {}
+        self._packs: list[PackReader] | None = None  # newest first; None until first scan
+        self._open: OrderedDict[str, PackReader] = OrderedDict()
+        self._last: PackReader | None = None
+        self._stamp = -1
+        self._closed = False
+
+    # -- paths -------------------------------------------------------------------------
+
+    @staticmethod
+    def _split(oid: ObjectId) -> tuple[str, str]:
+        h = oid.hex()
+        return h[:2], h[2:]
+
+    def _fan_fd(self, fan: str) -> int:
+        fd = self._fan_fds.get(fan)
+        if fd is None:
+            try:
+                os.mkdir(fan, 0o755, dir_fd=self._obj_fd)
+                if self._fsync:
+                    os.fsync(self._obj_fd)
+            except FileExistsError:
+                pass
+            fd = self._fan_fds[fan] = os.open(fan, _RDONLY | os.O_DIRECTORY, dir_fd=self._obj_fd)
+        return fd
+
+    # -- packs -------------------------------------------------------------------------
+
+    def _all_packs(self) -> list[PackReader]:
+        if self._packs is None:
+            self._refresh()
+        assert self._packs is not None
+        return self._packs
+
+    def _refresh(self) -> list[PackReader]:
+        """Pick up packs committed (or removed) by other processes; returns the new ones."""
+        mtime = os.fstat(self._pack_fd).st_mtime_ns
+        if self._packs is not None and mtime == self._stamp:
+            return []
+        names: set[str] = set()
+        dels: set[str] = set()
+        for entry in os.scandir(self._pack_fd):
+            name = pack_name_of(entry.name)
+            if name is not None:
+                if entry.name.endswith(".idx"):
+                    names.add(name)
+                elif entry.name.endswith(".del"):
+                    dels.add(name)
+        old = self._packs or []
+        known = {p.name for p in old}
+        fresh = [PackReader(self._pack_fd, n, n in dels) for n in sorted(names - known)]
+        for p in old:
+            if p.name not in names:
+                self._unload(p)
+        self._packs = fresh + [p for p in old if p.name in names]
+        # The directory's mtime has a coarse granularity: a change within the same tick as
+        # this scan would go unseen, so trust the stamp only once the tick is safely past.
+        self._stamp = mtime if time.time_ns() - mtime > _RACY_NS else -1
+        return fresh
+
+    def _ready(self, pack: PackReader) -> bool:
+        if pack.loaded:
+            return True
+        if not pack.load():
+            return False
+        self._open[pack.name] = pack
+        if len(self._open) > self._max_open:
+            _, victim = self._open.popitem(last=False)
+            if victim is self._last:
+                self._last = None
+            victim.close()
+        return True
+
+    def _unload(self, pack: PackReader) -> None:
+        self._open.pop(pack.name, None)
+        if self._last is pack:
+            self._last = None
+        pack.close()
+
+    def _find_packed(self, oid: ObjectId, rescan: bool = True) -> tuple[PackReader, int] | None:
+        last = self._last
+        if last is not None:
+            pos = last.find(oid)
+            if pos >= 0:
+                return last, pos
+        hit = self._probe(oid, self._all_packs(), last)
+        if hit is None and rescan:
+            fresh = self._refresh()
+            if fresh:
+                hit = self._probe(oid, fresh, None)
+        return hit
+
+    def _probe(
+        self, oid: ObjectId, packs: list[PackReader], skip: PackReader | None
+    ) -> tuple[PackReader, int] | None:
+        for pack in packs:
+            if pack is skip or not self._ready(pack):
+                continue
+            pos = pack.find(oid)
+            if pos >= 0:
+                self._last = pack
+                return pack, pos
+        return None
+
+    # -- contract ----------------------------------------------------------------------
+
+    async def get(self, oid: ObjectId) -> bytes | None:
+        oid = ObjectId(oid)
+        fan, rest = self._split(oid)
+        try:
+            fd = os.open(f"{fan}/{rest}", _RDONLY, dir_fd=self._obj_fd)
+        except FileNotFoundError:
+            hit = self._find_packed(oid)
+            return None if hit is None else hit[0].read(hit[1])
+        try:
+            return _read_fd(fd)
+        finally:
+            os.close(fd)
+
+    def _has(self, oid: ObjectId, rescan: bool = True) -> bool:
+        fan, rest = self._split(oid)
+        try:
+            os.stat(f"{fan}/{rest}", dir_fd=self._obj_fd)
+            return True
+        except FileNotFoundError:
+            return self._find_packed(oid, rescan) is not None
+
+    async def has(self, oid: ObjectId) -> bool:
+        return self._has(ObjectId(oid))
+
+    async def has_many(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
+        wanted = {ObjectId(o) for o in oids}
+        self._refresh()
+        return {o for o in wanted if self._has(o, rescan=False)}
+
+    async def put(self, oid: ObjectId, data: bytes) -> None:
+        oid = ObjectId(oid)
+        if not self._has(oid):
+            self._put_loose(oid, data)
+
+    def _put_loose(self, oid: ObjectId, data: bytes | memoryview) -> None:
+        fan, rest = self._split(oid)
+        dfd = self._fan_fd(fan)
+        tmp = tmp_name("obj")
+        fd = os.open(tmp, _NEW, 0o444, dir_fd=dfd)
+        try:
+            write_all(fd, data)
+            if self._fsync:
+                os.fdatasync(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp, dir_fd=dfd)
+            raise
+        os.close(fd)
+        os.rename(tmp, rest, src_dir_fd=dfd, dst_dir_fd=dfd)
+        if self._fsync:
+            os.fsync(dfd)
+
+    async def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> None:
+        self._refresh()
+        new: dict[ObjectId, bytes] = {}
+        for oid, data in items:
+            oid = ObjectId(oid)
+            if oid not in new and not self._has(oid, rescan=False):
+                new[oid] = data
+        if len(new) == 1:
+            [(oid, data)] = new.items()
+            self._put_loose(oid, data)
+        elif new:
+            self._write_pack(new.items())
+
+    def _write_pack(self, items: Iterable[tuple[ObjectId, bytes | memoryview]]) -> int:
+        writer = PackWriter(self._pack_fd, fsync=self._fsync)
+        try:
+            for oid, data in items:
+                writer.add(oid, data)
+            if not writer.count:
+                writer.abort()
+                return 0
+            info = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+        self._refresh()
+        packs = self._all_packs()
+        if all(p.name != info.name for p in packs):
+            packs.insert(0, PackReader(self._pack_fd, info.name))
+        return info.count
+
+    async def delete(self, oid: ObjectId) -> bool:
+        """Unlink the loose copy; record packed copies in their pack's ``.del`` file."""
+        oid = ObjectId(oid)
+        fan, rest = self._split(oid)
+        found = False
+        try:
+            dfd = self._fan_fd(fan)
+            os.unlink(rest, dir_fd=dfd)
+            if self._fsync:
+                os.fsync(dfd)
+            found = True
+        except FileNotFoundError:
+            pass
+        self._refresh()
+        for pack in self._all_packs():
+            if self._ready(pack) and pack.find(oid) >= 0:
+                pack.mark_deleted(oid, fsync=self._fsync)
+                found = True
+        return found
+
+    def _loose(self) -> Iterable[tuple[str, str, ObjectId]]:
+        for entry in os.scandir(self._obj_fd):
+            fan = entry.name
+            if len(fan) != 2 or not _is_hex(fan) or not entry.is_dir():
+                continue
+            for f in os.scandir(self._fan_fd(fan)):
+                if len(f.name) == ID_HEX_LEN - 2 and _is_hex(f.name):
+                    yield fan, f.name, ObjectId.from_hex(fan + f.name)
+
+    async def list(self) -> AsyncIterator[ObjectId]:
+        seen: set[bytes] = set()
+        for _, _, oid in list(self._loose()):
+            seen.add(oid)
+            yield oid
+        self._refresh()
+        for pack in list(self._all_packs()):
+            if not self._ready(pack):
+                continue
+            for _, raw in list(pack.ids()):
+                if raw not in seen:
+                    seen.add(raw)
+                    yield ObjectId(raw)
+
+    async def repack(self, keep: set[ObjectId] | None = None) -> int:
+        """Merge every pack and loose object into one pack; drop ids not in ``keep``.
+
+        The new pack is committed (fsync'd, idx renamed in) before any old pack or loose
+        file is removed, so a crash at any point loses nothing. Returns the objects kept.
+        Objects written by other processes while this runs are left alone.
+        """
+        self._refresh()
+        packs = list(self._all_packs())
+        loose = list(self._loose())
+        if keep is None and not loose and len(packs) <= 1:
+            if not packs or not self._ready(packs[0]):
+                return 0
+            if not packs[0].deleted:
+                return sum(1 for _ in packs[0].ids())
+        copied: list[PackReader] = []
+
+        def records() -> Iterable[tuple[ObjectId, bytes]]:
+            seen: set[bytes] = set()
+            for fan, rest, oid in loose:
+                if (keep is None or oid in keep) and oid not in seen:
+                    try:
+                        fd = os.open(f"{fan}/{rest}", _RDONLY, dir_fd=self._obj_fd)
+                    except FileNotFoundError:
+                        continue
+                    try:
+                        data = _read_fd(fd)
+                    finally:
+                        os.close(fd)
+                    seen.add(oid)
+                    yield oid, data
+            for pack in packs:
+                if not self._ready(pack):
+                    continue  # unusable (e.g. a damaged idx): left in place for fsck
+                copied.append(pack)
+                for pos, raw in list(pack.ids()):
+                    if (keep is None or raw in keep) and raw not in seen:
+                        seen.add(raw)
+                        yield ObjectId(raw), pack.read(pos)
+
+        count = self._write_pack(records())
+        for pack in copied:
+            self._unload(pack)
+            for ext in ("idx", "pack", "del"):  # idx first: a pack without idx is ignored
+                try:
+                    os.unlink(f"pack-{pack.name}.{ext}", dir_fd=self._pack_fd)
+                except FileNotFoundError:
+                    pass
+        touched = set()
+        for fan, rest, _ in loose:
+            try:
+                os.unlink(rest, dir_fd=self._fan_fd(fan))
+                touched.add(fan)
+            except FileNotFoundError:
+                pass
+        if self._fsync:
+            os.fsync(self._pack_fd)
+            for fan in touched:
+                os.fsync(self._fan_fd(fan))
+        self._packs = None
+        self._refresh()
+        return count
+
+    async def cleanup_incomplete(self, min_age: float = 3600.0) -> int:
+        """Remove leftovers of interrupted writes older than ``min_age`` seconds.
+
+        Temp files, packs without an idx and ``.del`` files without a pack. ``min_age``
+        protects writes still in progress in other processes. Returns the files removed.
+        """
+        limit = time.time() - min_age
+        removed = 0
+        names = {e.name for e in os.scandir(self._pack_fd)}
+        dirs = [(self._pack_fd, names)]
+        for entry in os.scandir(self._obj_fd):
+            if len(entry.name) == 2 and _is_hex(entry.name) and entry.is_dir():
+                fd = self._fan_fd(entry.name)
+                dirs.append((fd, {e.name for e in os.scandir(fd)}))
+        for dfd, files in dirs:
+            for fname in files:
+                pack = pack_name_of(fname)
+                stale = fname.startswith("tmp-") or (
+                    pack is not None
+                    and not fname.endswith(".idx")
+                    and f"pack-{pack}.idx" not in names
+                )
+                if not stale:
+                    continue
+                try:
+                    if os.stat(fname, dir_fd=dfd).st_mtime < limit:
+                        os.unlink(fname, dir_fd=dfd)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+        return removed
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for pack in self._packs or ():
+            pack.close()
+        self._packs, self._last = [], None
+        self._open.clear()
+        for fd in (*self._fan_fds.values(), self._pack_fd, self._obj_fd):
+            os.close(fd)
+        self._fan_fds.clear()
+
+    # -- test hooks (plant damage without going through the contract) -------------------
+
+    def raw_path(self, oid: ObjectId) -> tuple[Path, int, int]:
+        """(file, offset, length) of the stored frame of ``oid`` (loose or packed)."""
+        oid = ObjectId(oid)
+        fan, rest = self._split(oid)
+        loose = self.root / "objects" / fan / rest
+        if loose.exists():
+            return loose, 0, loose.stat().st_size
+        hit = self._find_packed(oid)
+        if hit is None:
+            raise StorageError(f"object {oid.hex()} is not stored")
+        off, length = hit[0].locate(hit[1])
+        return self.root / "objects" / "pack" / f"pack-{hit[0].name}.pack", off, length
+
+    def raw_corrupt(self, oid: ObjectId, offset: int) -> None:
+        """Flip every bit of the byte at ``offset`` inside the stored frame of ``oid``."""
+        path, start, _ = self.raw_path(oid)
+        os.chmod(path, 0o644)
+        with open(path, "r+b") as f:
+            f.seek(start + offset)
+            byte = f.read(1)
+            f.seek(start + offset)
+            f.write(bytes([byte[0] ^ 0xFF]))
+
+    def raw_truncate(self, oid: ObjectId, length: int) -> None:
+        """Cut the stored frame of ``oid`` to ``length`` bytes (and a pack after it)."""
+        path, start, _ = self.raw_path(oid)
+        os.chmod(path, 0o644)
+        os.truncate(path, start + length)

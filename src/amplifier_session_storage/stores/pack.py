@@ -1,0 +1,351 @@
+"""Pack files: many frames in one file, found through a sorted index with a fan-out table.
+
+Byte layout (integers little-endian; specified in docs/design-local.md)::
+
+    pack-<name>.pack
+      header   8 bytes    b"ASPK", u32 version (1)
+      record   repeated   object id (32) | u32 frame length | frame bytes
+      trailer  32 bytes   BLAKE3-256 of every byte before it (the pack checksum)
+
+    pack-<name>.idx
+      header   24 bytes   b"ASIX", u32 version (1), u64 object count N, u64 pack file size
+      fanout   256 x u32  fanout[b] = number of ids whose first byte is <= b
+      ids      N x 32     the object ids, sorted ascending
+      offsets  N x u64    where each frame starts in the pack (after its 36-byte record head)
+      lengths  N x u32    each frame's length
+      trailer  64 bytes   the pack checksum | BLAKE3-256 of every idx byte before this field
+
+``<name>`` is the hex pack checksum. The idx is the commit point: it is written (temp file,
+fsync, rename) only after the pack is complete and fsync'd, so a pack without an idx is an
+interrupted write and is ignored. Deleting a packed object appends its id to
+``pack-<name>.del`` (32-byte records; a torn tail is ignored) instead of rewriting the pack;
+``repack`` drops those records for good.
+"""
+
+from __future__ import annotations
+
+import itertools
+import mmap
+import os
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from blake3 import blake3
+
+from ..core.ids import ID_BYTES, ObjectId
+
+__all__ = ["PackReader", "PackWriter", "fsync_dir", "pack_name_of", "write_all"]
+
+PACK_MAGIC = b"ASPK"
+IDX_MAGIC = b"ASIX"
+VERSION = 1
+PACK_HEADER = struct.Struct("<4sI")
+RECORD_HEAD = struct.Struct("<32sI")
+IDX_HEADER = struct.Struct("<4sIQQ")
+FANOUT = struct.Struct("<256I")
+OFFSET = struct.Struct("<Q")
+LENGTH = struct.Struct("<I")
+CHECKSUM = 32
+IDS_AT = IDX_HEADER.size + FANOUT.size  # 1048
+FLUSH_AT = 4 * 1024 * 1024  # buffer this much of a pack before writing it out
+
+_tmp_counter = itertools.count()
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """``os.write`` until every byte is written (large writes may be partial)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def fsync_dir(fd: int) -> None:
+    """Make the directory entries (creates, renames, unlinks) of an open directory durable."""
+    os.fsync(fd)
+
+
+def tmp_name(prefix: str) -> str:
+    """A temp-file name unique among the live processes (pid + per-process counter)."""
+    return f"tmp-{prefix}-{os.getpid()}-{next(_tmp_counter)}"
+
+
+def pack_name_of(filename: str) -> str | None:
+    """``abc…`` for ``pack-abc….idx`` / ``.pack`` / ``.del``; ``None`` for anything else."""
+    if not filename.startswith("pack-"):
+        return None
+    stem, dot, ext = filename[5:].rpartition(".")
+    if not dot or ext not in ("idx", "pack", "del") or len(stem) != 64:
+        return None
+    return stem
+
+
+@dataclass(frozen=True, slots=True)
+class PackInfo:
+    """A committed pack: its name and the ids it holds."""
+
+    name: str
+    count: int
+
+
+class PackWriter:
+    """Streams records into a temp file; :meth:`finish` makes the pack and its idx durable."""
+
+    def __init__(self, dir_fd: int, *, fsync: bool = True) -> None:
+        self._dir_fd = dir_fd
+        self._fsync = fsync
+        self._tmp = tmp_name("pack")
+        self._fd = os.open(
+            self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444, dir_fd=dir_fd
+        )
+        self._hash = blake3()
+        self._buf = bytearray(PACK_HEADER.pack(PACK_MAGIC, VERSION))
+        self._pos = len(self._buf)
+        self._entries: list[tuple[bytes, int, int]] = []
+
+    @property
+    def count(self) -> int:
+        return len(self._entries)
+
+    def add(self, oid: ObjectId, data: bytes | memoryview) -> None:
+        n = len(data)
+        self._buf += RECORD_HEAD.pack(oid, n)
+        self._buf += data
+        self._entries.append((oid, self._pos + RECORD_HEAD.size, n))
+        self._pos += RECORD_HEAD.size + n
+        if len(self._buf) >= FLUSH_AT:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._hash.update(self._buf)
+        write_all(self._fd, self._buf)
+        self._buf = bytearray()
+
+    def finish(self) -> PackInfo:
+        """Write trailer and idx; fsync pack, idx and directory (the idx rename commits)."""
+        try:
+            self._flush()
+            checksum = self._hash.digest()
+            write_all(self._fd, checksum)
+            if self._fsync:
+                os.fdatasync(self._fd)
+        finally:
+            os.close(self._fd)
+        name = checksum.hex()
+        dfd = self._dir_fd
+        os.rename(self._tmp, f"pack-{name}.pack", src_dir_fd=dfd, dst_dir_fd=dfd)
+        idx = build_idx(self._entries, self._pos + CHECKSUM, checksum)
+        tmp = tmp_name("idx")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444, dir_fd=dfd)
+        try:
+            write_all(fd, idx)
+            if self._fsync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, f"pack-{name}.idx", src_dir_fd=dfd, dst_dir_fd=dfd)
+        if self._fsync:
+            fsync_dir(dfd)
+        return PackInfo(name, len(self._entries))
+
+    def abort(self) -> None:
+        """Drop the temp file (nothing was committed)."""
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass
+        try:
+            os.unlink(self._tmp, dir_fd=self._dir_fd)
+        except FileNotFoundError:
+            pass
+
+
+def build_idx(entries: list[tuple[bytes, int, int]], pack_size: int, checksum: bytes) -> bytes:
+    """The idx bytes for ``entries`` of (id, frame offset, frame length)."""
+    entries.sort()
+    n = len(entries)
+    counts = [0] * 256
+    for e in entries:
+        counts[e[0][0]] += 1
+    fanout = list(itertools.accumulate(counts))
+    body = b"".join(
+        (
+            IDX_HEADER.pack(IDX_MAGIC, VERSION, n, pack_size),
+            FANOUT.pack(*fanout),
+            b"".join(e[0] for e in entries),
+            struct.pack(f"<{n}Q", *(e[1] for e in entries)),
+            struct.pack(f"<{n}I", *(e[2] for e in entries)),
+            checksum,
+        )
+    )
+    return body + blake3(body).digest()
+
+
+class PackReader:
+    """One committed pack, opened lazily: idx mmap'd, frames read with ``pread``.
+
+    ``load`` validates the idx (magic, sizes, checksum) once; a pack whose file is missing is
+    reported unusable (an interrupted write), while a pack shorter than its idx says is kept:
+    the frames it cut short come back truncated and fail verification when unframed.
+    """
+
+    __slots__ = (
+        "_fan",
+        "_fd",
+        "_idx",
+        "_len_at",
+        "_n",
+        "_off_at",
+        "deleted",
+        "dir_fd",
+        "has_del",
+        "name",
+        "verified",
+    )
+
+    def __init__(self, dir_fd: int, name: str, has_del: bool = False) -> None:
+        self.dir_fd = dir_fd
+        self.name = name
+        self.has_del = has_del
+        self.verified = False
+        self.deleted: set[bytes] = set()
+        self._idx: mmap.mmap | None = None
+        self._fd = -1
+        self._fan: tuple[int, ...] = ()
+        self._n = 0
+        self._off_at = 0
+        self._len_at = 0
+
+    @property
+    def loaded(self) -> bool:
+        return self._idx is not None
+
+    def load(self) -> bool:
+        """Map the idx and open the pack; ``False`` if the pack is unusable (see class doc)."""
+        dfd = self.dir_fd
+        try:
+            fd = os.open(f"pack-{self.name}.idx", os.O_RDONLY | os.O_CLOEXEC, dir_fd=dfd)
+        except FileNotFoundError:
+            return False
+        try:
+            size = os.fstat(fd).st_size
+            if size < IDS_AT + 2 * CHECKSUM:
+                return False
+            idx = mmap.mmap(fd, size, prot=mmap.PROT_READ)
+        finally:
+            os.close(fd)
+        magic, version, n, _pack_size = IDX_HEADER.unpack_from(idx, 0)
+        ok = (
+            magic == IDX_MAGIC
+            and version == VERSION
+            and size == IDS_AT + n * (ID_BYTES + 12) + 2 * CHECKSUM
+        )
+        if ok and not self.verified:
+            ok = blake3(memoryview(idx)[: size - CHECKSUM]).digest() == idx[size - CHECKSUM :]
+        if not ok:
+            idx.close()
+            return False
+        try:
+            self._fd = os.open(f"pack-{self.name}.pack", os.O_RDONLY | os.O_CLOEXEC, dir_fd=dfd)
+        except FileNotFoundError:
+            idx.close()
+            return False
+        self.verified = True
+        self._idx = idx
+        self._n = n
+        self._fan = FANOUT.unpack_from(idx, IDX_HEADER.size)
+        self._off_at = IDS_AT + n * ID_BYTES
+        self._len_at = self._off_at + n * 8
+        if self.has_del and not self.deleted:
+            self.deleted = self._read_deleted()
+        return True
+
+    def _read_deleted(self) -> set[bytes]:
+        try:
+            fd = os.open(f"pack-{self.name}.del", os.O_RDONLY | os.O_CLOEXEC, dir_fd=self.dir_fd)
+        except FileNotFoundError:
+            return set()
+        try:
+            raw = os.read(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        return {raw[i : i + ID_BYTES] for i in range(0, len(raw) - ID_BYTES + 1, ID_BYTES)}
+
+    def close(self) -> None:
+        if self._idx is not None:
+            self._idx.close()
+            self._idx = None
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def find(self, oid: bytes) -> int:
+        """Position of ``oid`` in the idx, or -1 (also for an id recorded as deleted)."""
+        idx = self._idx
+        assert idx is not None
+        b = oid[0]
+        lo = self._fan[b - 1] if b else 0
+        hi = self._fan[b]
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            at = IDS_AT + mid * ID_BYTES
+            key = idx[at : at + ID_BYTES]
+            if key < oid:
+                lo = mid + 1
+            elif key == oid:
+                if self.deleted and key in self.deleted:
+                    return -1
+                return mid
+            else:
+                hi = mid
+        return -1
+
+    def read(self, pos: int) -> bytes:
+        """The frame at idx position ``pos`` (short if the pack file was truncated)."""
+        idx = self._idx
+        assert idx is not None
+        (off,) = OFFSET.unpack_from(idx, self._off_at + pos * 8)
+        (length,) = LENGTH.unpack_from(idx, self._len_at + pos * 4)
+        return os.pread(self._fd, length, off)
+
+    def locate(self, pos: int) -> tuple[int, int]:
+        """(offset, length) of the frame at idx position ``pos`` (test hooks)."""
+        idx = self._idx
+        assert idx is not None
+        return OFFSET.unpack_from(idx, self._off_at + pos * 8)[0], LENGTH.unpack_from(
+            idx, self._len_at + pos * 4
+        )[0]
+
+    def ids(self) -> Iterator[tuple[int, bytes]]:
+        """(position, id) of every live object, in id order."""
+        idx = self._idx
+        assert idx is not None
+        deleted = self.deleted
+        for pos in range(self._n):
+            at = IDS_AT + pos * ID_BYTES
+            oid = idx[at : at + ID_BYTES]
+            if not deleted or oid not in deleted:
+                yield pos, oid
+
+    def mark_deleted(self, oid: bytes, *, fsync: bool) -> None:
+        """Append ``oid`` to this pack's deletion records (durable when ``fsync``)."""
+        fd = os.open(
+            f"pack-{self.name}.del",
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+            0o644,
+            dir_fd=self.dir_fd,
+        )
+        try:
+            size = os.fstat(fd).st_size
+            # Re-align after a torn earlier append so this record is read back whole.
+            pad = (-size) % ID_BYTES
+            write_all(fd, b"\0" * pad + oid)
+            if fsync:
+                os.fdatasync(fd)
+        finally:
+            os.close(fd)
+        if fsync and size == 0:
+            fsync_dir(self.dir_fd)
+        self.has_del = True
+        self.deleted.add(bytes(oid))
