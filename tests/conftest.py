@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["emulator_fixtures"]
+
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
 
 

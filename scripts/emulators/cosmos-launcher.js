@@ -151,16 +151,16 @@ function readBody(req) {
     const chunks = [];
     let size = 0;
     let failed = false;
+    // Oversized bodies are drained before answering 413, so that the client
+    // reads the answer instead of failing on a reset connection.
     req.on("data", c => {
       size += c.length;
-      if (size > MAX_REQUEST_BYTES && !failed) {
-        failed = true;
-        reject(tooLarge());
-      }
+      if (size > MAX_REQUEST_BYTES) failed = true;
       if (!failed) chunks.push(c);
     });
     req.on("end", () => {
-      if (!failed) resolve(Buffer.concat(chunks));
+      if (failed) reject(tooLarge());
+      else resolve(Buffer.concat(chunks));
     });
     req.on("error", reject);
   });

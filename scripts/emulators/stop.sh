@@ -17,7 +17,8 @@ is_ours() {  # pid expected-substring
   [[ "$cmd" == *"$2"* ]]
 }
 
-stop_one() {  # name expected-substring
+# Phase 1: validate the PID and send SIGTERM.  Prints the PID to wait for.
+signal_one() {  # name expected-substring
   local name=$1 pattern=$2 file="$RUN_DIR/$1.pid" pid
   [ -f "$file" ] || return 0
   pid="$(cat "$file" 2>/dev/null || true)"
@@ -26,10 +27,16 @@ stop_one() {  # name expected-substring
     return 0
   fi
   if ! is_ours "$pid" "$pattern"; then
-    log "pid $pid in $file is not $name any more; not touching it"
+    log "pid $pid of $name is now another process; not touching it"
     return 0
   fi
   kill -TERM "$pid" 2>/dev/null || true
+  echo "$name:$pid"
+}
+
+# Phase 2: wait for exit, SIGKILL after 10 s.
+wait_one() {  # name:pid
+  local name=${1%%:*} pid=${1##*:}
   for _ in $(seq 1 100); do
     kill -0 "$pid" 2>/dev/null || { log "$name (pid $pid) stopped"; return 0; }
     sleep 0.1
@@ -45,8 +52,14 @@ stop_one() {  # name expected-substring
 }
 
 status=0
-# The watchdog first, so it does not race with us.
-stop_one watchdog emulators-watchdog || status=1
-stop_one cosmos cosmos-launcher.js || status=1
-stop_one azurite azurite || status=1
+# The watchdog first, so that it does not race with us; then both emulators
+# at once (azurite needs about 2 s to exit).
+targets=()
+for spec in watchdog:emulators-watchdog cosmos:cosmos-launcher.js azurite:azurite; do
+  t="$(signal_one "${spec%%:*}" "${spec#*:}")"
+  [ -n "$t" ] && targets+=("$t")
+done
+for t in "${targets[@]}"; do
+  wait_one "$t" || status=1
+done
 exit $status
