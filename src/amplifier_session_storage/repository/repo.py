@@ -533,7 +533,10 @@ class Repository:
             if b.block_type is BlockType.MERGE and len(b.parents) > 1:
                 base_hex = b.data.get("base") if isinstance(b.data, dict) else None
                 base = ObjectId.from_hex(base_hex) if base_hex else None
-                theirs = [x async for x in self._segment(b.parents[1], base)]
+                # The other line's own root (a FORK or SESSION_CREATED of another session)
+                # says nothing about this session's identity: only its content merges in.
+                theirs = [x async for x in self._segment(b.parents[1], base)
+                          if x.block_type not in (BlockType.FORK, BlockType.SESSION_CREATED)]
                 ours_start = next((i + 1 for i, x in enumerate(out) if x.id == base), 0)
                 ours = out[ours_start:]
                 merged = sorted(ours + theirs, key=lambda x: (x.timestamp_ns, x.device_id))

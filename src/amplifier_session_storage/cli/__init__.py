@@ -1,0 +1,1 @@
+"""The ``sessctl`` command line (see :mod:`.main`)."""
