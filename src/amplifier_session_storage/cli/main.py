@@ -61,6 +61,9 @@ COMMANDS: dict[str, str] = {
     "fsck": "cmd_fsck",
     "gc": "cmd_gc",
     "demo": "cmd_demo",
+    "import": "cmd_import",
+    "archive": "cmd_import",
+    "export": "cmd_import",
     "completion": "cmd_completion",
 }
 
