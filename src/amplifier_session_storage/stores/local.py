@@ -14,7 +14,9 @@ calls, cheaper than a hop to a worker thread. One store object must be used from
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
@@ -23,30 +25,29 @@ from pathlib import Path
 from ..core.ids import ID_HEX_LEN, ObjectId
 from ..errors import StorageError
 from .base import ObjectStore
-from .local_refs import LocalRefStore, open_dir
-from .pack import PackReader, PackWriter, pack_name_of, tmp_name, write_all
+from .local_refs import LocalRefStore
+from .pack import (
+    IdFilter,
+    PackInfo,
+    PackReader,
+    PackWriter,
+    create_tmp,
+    datasync,
+    open_dir,
+    pack_name_of,
+    read_fd,
+    write_all,
+)
 
 __all__ = ["LocalObjectStore", "LocalRefStore"]
 
 _HEXDIGITS = frozenset("0123456789abcdef")
 _RDONLY = os.O_RDONLY | os.O_CLOEXEC
 _RACY_NS = 50_000_000  # 50 ms: well above the file-system timestamp granularity
-_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
 
 
 def _is_hex(text: str) -> bool:
     return _HEXDIGITS.issuperset(text)
-
-
-def _read_fd(fd: int) -> bytes:
-    size = os.fstat(fd).st_size
-    data = os.read(fd, size) if size else b""
-    if len(data) < size:  # a short read: keep reading to EOF
-        parts = [data]
-        while chunk := os.read(fd, 1 << 20):
-            parts.append(chunk)
-        data = b"".join(parts)
-    return data
 
 
 class LocalObjectStore(ObjectStore):
@@ -54,14 +55,21 @@ class LocalObjectStore(ObjectStore):
 
     Reads look at the loose file first, then at the packs (the pack that answered last is
     asked first). Packs are discovered from the directory listing on first use and their
-    indexes are mapped lazily, so opening a store costs nothing per pack. A ``put_many`` with
-    a single new object writes it loose (a one-object pack only costs more).
+    indexes are mapped lazily, so opening a store costs nothing per pack; at most
+    ``max_open_packs`` are open at once (default: an eighth of the file-descriptor limit),
+    the least recently used are closed. A ``put_many`` with a single new object writes it
+    loose (a one-object pack only costs more).
     """
 
-    def __init__(self, root: Path | str, *, fsync: bool = True, max_open_packs: int = 256) -> None:
+    def __init__(
+        self, root: Path | str, *, fsync: bool = True, max_open_packs: int | None = None
+    ) -> None:
         self.root = Path(root)
         self._fsync = fsync
-        self._max_open = max(2, max_open_packs)
+        if max_open_packs is None:  # an open pack holds 2 fds: use at most a quarter of them
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            max_open_packs = 4096 if soft == resource.RLIM_INFINITY else soft // 8
+        self._max_open = max(2, min(4096, max_open_packs))
         objects = self.root / "objects"
         self._obj_fd = open_dir(objects, create=True, fsync=fsync)
         self._pack_fd = open_dir(objects / "pack", create=True, fsync=fsync)
@@ -70,6 +78,7 @@ class LocalObjectStore(ObjectStore):
         self._open: OrderedDict[str, PackReader] = OrderedDict()
         self._last: PackReader | None = None
         self._stamp = -1
+        self._filter: IdFilter | None = None  # built on the first miss
         self._closed = False
 
     # -- paths -------------------------------------------------------------------------
@@ -83,12 +92,14 @@ class LocalObjectStore(ObjectStore):
         fd = self._fan_fds.get(fan)
         if fd is None:
             try:
-                os.mkdir(fan, 0o755, dir_fd=self._obj_fd)
+                fd = os.open(fan, _RDONLY | os.O_DIRECTORY, dir_fd=self._obj_fd)
+            except FileNotFoundError:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(fan, 0o755, dir_fd=self._obj_fd)
                 if self._fsync:
                     os.fsync(self._obj_fd)
-            except FileExistsError:
-                pass
-            fd = self._fan_fds[fan] = os.open(fan, _RDONLY | os.O_DIRECTORY, dir_fd=self._obj_fd)
+                fd = os.open(fan, _RDONLY | os.O_DIRECTORY, dir_fd=self._obj_fd)
+            self._fan_fds[fan] = fd
         return fd
 
     # -- packs -------------------------------------------------------------------------
@@ -119,11 +130,31 @@ class LocalObjectStore(ObjectStore):
         for p in old:
             if p.name not in names:
                 self._unload(p)
+                self._filter = None  # removed by another process: rebuild when needed
         self._packs = fresh + [p for p in old if p.name in names]
+        if self._filter is not None:
+            for p in fresh:
+                self._filter_add(p.id_block() if self._ready(p) else b"")
         # The directory's mtime has a coarse granularity: a change within the same tick as
         # this scan would go unseen, so trust the stamp only once the tick is safely past.
         self._stamp = mtime if time.time_ns() - mtime > _RACY_NS else -1
         return fresh
+
+    def _filter_add(self, ids: bytes) -> None:
+        f = self._filter
+        if f is not None:
+            f.add_block(ids)
+            if f.full:
+                self._filter = None
+
+    def _id_filter(self) -> IdFilter:
+        f = self._filter
+        if f is None:
+            blocks = [p.id_block() for p in self._all_packs() if self._ready(p)]
+            f = self._filter = IdFilter(sum(len(b) for b in blocks) // 32)
+            for b in blocks:
+                f.add_block(b)
+        return f
 
     def _ready(self, pack: PackReader) -> bool:
         if pack.loaded:
@@ -144,13 +175,21 @@ class LocalObjectStore(ObjectStore):
             self._last = None
         pack.close()
 
-    def _find_packed(self, oid: ObjectId, rescan: bool = True) -> tuple[PackReader, int] | None:
+    def _find_packed(
+        self, oid: ObjectId, rescan: bool = True, expect_miss: bool = False
+    ) -> tuple[PackReader, int] | None:
+        """The pack holding ``oid``. ``expect_miss`` (presence checks before a write) builds
+        the id filter if needed; a plain read only uses it once it exists, so the first
+        read after opening a store with many packs does not pay for indexing every id."""
         last = self._last
         if last is not None:
             pos = last.find(oid)
             if pos >= 0:
                 return last, pos
-        hit = self._probe(oid, self._all_packs(), last)
+        hit = None
+        f = self._id_filter() if expect_miss else self._filter
+        if f is None or oid in f:
+            hit = self._probe(oid, self._all_packs(), last)
         if hit is None and rescan:
             fresh = self._refresh()
             if fresh:
@@ -166,6 +205,7 @@ class LocalObjectStore(ObjectStore):
             pos = pack.find(oid)
             if pos >= 0:
                 self._last = pack
+                self._open.move_to_end(pack.name)
                 return pack, pos
         return None
 
@@ -180,7 +220,7 @@ class LocalObjectStore(ObjectStore):
             hit = self._find_packed(oid)
             return None if hit is None else hit[0].read(hit[1])
         try:
-            return _read_fd(fd)
+            return read_fd(fd)
         finally:
             os.close(fd)
 
@@ -190,7 +230,7 @@ class LocalObjectStore(ObjectStore):
             os.stat(f"{fan}/{rest}", dir_fd=self._obj_fd)
             return True
         except FileNotFoundError:
-            return self._find_packed(oid, rescan) is not None
+            return self._find_packed(oid, rescan, expect_miss=True) is not None
 
     async def has(self, oid: ObjectId) -> bool:
         return self._has(ObjectId(oid))
@@ -208,12 +248,11 @@ class LocalObjectStore(ObjectStore):
     def _put_loose(self, oid: ObjectId, data: bytes | memoryview) -> None:
         fan, rest = self._split(oid)
         dfd = self._fan_fd(fan)
-        tmp = tmp_name("obj")
-        fd = os.open(tmp, _NEW, 0o444, dir_fd=dfd)
+        tmp, fd = create_tmp(dfd, "obj")
         try:
             write_all(fd, data)
             if self._fsync:
-                os.fdatasync(fd)
+                datasync(fd)
         except BaseException:
             os.close(fd)
             os.unlink(tmp, dir_fd=dfd)
@@ -236,23 +275,33 @@ class LocalObjectStore(ObjectStore):
         elif new:
             self._write_pack(new.items())
 
-    def _write_pack(self, items: Iterable[tuple[ObjectId, bytes | memoryview]]) -> int:
+    def _write_pack(self, items: Iterable[tuple[ObjectId, bytes | memoryview]]) -> PackInfo | None:
         writer = PackWriter(self._pack_fd, fsync=self._fsync)
         try:
             for oid, data in items:
                 writer.add(oid, data)
             if not writer.count:
                 writer.abort()
-                return 0
+                return None
             info = writer.finish()
         except BaseException:
             writer.abort()
             raise
         self._refresh()
         packs = self._all_packs()
-        if all(p.name != info.name for p in packs):
+        same = [p for p in packs if p.name == info.name]
+        if not same:
             packs.insert(0, PackReader(self._pack_fd, info.name))
-        return info.count
+            self._filter_add(info.ids)
+        elif same[0].has_del:
+            # The same bytes were committed again: every object in them is live now.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"pack-{info.name}.del", dir_fd=self._pack_fd)
+            if self._fsync:
+                os.fsync(self._pack_fd)
+            same[0].deleted = set()
+            same[0].has_del = False
+        return info
 
     async def delete(self, oid: ObjectId) -> bool:
         """Unlink the loose copy; record packed copies in their pack's ``.del`` file."""
@@ -260,13 +309,12 @@ class LocalObjectStore(ObjectStore):
         fan, rest = self._split(oid)
         found = False
         try:
-            dfd = self._fan_fd(fan)
-            os.unlink(rest, dir_fd=dfd)
-            if self._fsync:
-                os.fsync(dfd)
+            os.unlink(f"{fan}/{rest}", dir_fd=self._obj_fd)
             found = True
         except FileNotFoundError:
             pass
+        if found and self._fsync:
+            os.fsync(self._fan_fd(fan))
         self._refresh()
         for pack in self._all_packs():
             if self._ready(pack) and pack.find(oid) >= 0:
@@ -282,20 +330,6 @@ class LocalObjectStore(ObjectStore):
             for f in os.scandir(self._fan_fd(fan)):
                 if len(f.name) == ID_HEX_LEN - 2 and _is_hex(f.name):
                     yield fan, f.name, ObjectId.from_hex(fan + f.name)
-
-    async def list(self) -> AsyncIterator[ObjectId]:
-        seen: set[bytes] = set()
-        for _, _, oid in list(self._loose()):
-            seen.add(oid)
-            yield oid
-        self._refresh()
-        for pack in list(self._all_packs()):
-            if not self._ready(pack):
-                continue
-            for _, raw in list(pack.ids()):
-                if raw not in seen:
-                    seen.add(raw)
-                    yield ObjectId(raw)
 
     async def repack(self, keep: set[ObjectId] | None = None) -> int:
         """Merge every pack and loose object into one pack; drop ids not in ``keep``.
@@ -323,7 +357,7 @@ class LocalObjectStore(ObjectStore):
                     except FileNotFoundError:
                         continue
                     try:
-                        data = _read_fd(fd)
+                        data = read_fd(fd)
                     finally:
                         os.close(fd)
                     seen.add(oid)
@@ -337,14 +371,16 @@ class LocalObjectStore(ObjectStore):
                         seen.add(raw)
                         yield ObjectId(raw), pack.read(pos)
 
-        count = self._write_pack(records())
+        info = self._write_pack(records())
+        gone = {p.name for p in copied} - ({info.name} if info else set())
         for pack in copied:
+            if pack.name not in gone:
+                continue  # the merge produced this very pack again (same bytes, same name)
             self._unload(pack)
             for ext in ("idx", "pack", "del"):  # idx first: a pack without idx is ignored
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     os.unlink(f"pack-{pack.name}.{ext}", dir_fd=self._pack_fd)
-                except FileNotFoundError:
-                    pass
+        self._packs = [p for p in self._all_packs() if p.name not in gone]
         touched = set()
         for fan, rest, _ in loose:
             try:
@@ -356,14 +392,15 @@ class LocalObjectStore(ObjectStore):
             os.fsync(self._pack_fd)
             for fan in touched:
                 os.fsync(self._fan_fd(fan))
-        self._packs = None
+        self._filter = None
         self._refresh()
-        return count
+        return 0 if info is None else info.count
 
     async def cleanup_incomplete(self, min_age: float = 3600.0) -> int:
         """Remove leftovers of interrupted writes older than ``min_age`` seconds.
 
-        Temp files, packs without an idx and ``.del`` files without a pack. ``min_age``
+        Temp files, packs without an idx (never committed), an idx without its pack and
+        ``.del`` files without an idx. ``min_age``
         protects writes still in progress in other processes. Returns the files removed.
         """
         limit = time.time() - min_age
@@ -377,11 +414,13 @@ class LocalObjectStore(ObjectStore):
         for dfd, files in dirs:
             for fname in files:
                 pack = pack_name_of(fname)
-                stale = fname.startswith("tmp-") or (
-                    pack is not None
-                    and not fname.endswith(".idx")
-                    and f"pack-{pack}.idx" not in names
-                )
+                if pack is None:
+                    stale = fname.startswith("tmp-")
+                elif fname.endswith(".idx"):
+                    stale = f"pack-{pack}.pack" not in names  # its pack is gone
+                else:
+                    stale = f"pack-{pack}.idx" not in names  # never committed
+
                 if not stale:
                     continue
                 try:
@@ -391,6 +430,20 @@ class LocalObjectStore(ObjectStore):
                 except FileNotFoundError:
                     pass
         return removed
+
+    async def list(self) -> AsyncIterator[ObjectId]:
+        seen: set[bytes] = set()
+        for _, _, oid in list(self._loose()):
+            seen.add(oid)
+            yield oid
+        self._refresh()
+        for pack in list(self._all_packs()):
+            if not self._ready(pack):
+                continue
+            for _, raw in list(pack.ids()):
+                if raw not in seen:
+                    seen.add(raw)
+                    yield ObjectId(raw)
 
     async def close(self) -> None:
         if self._closed:

@@ -20,22 +20,40 @@ fsync, rename) only after the pack is complete and fsync'd, so a pack without an
 interrupted write and is ignored. Deleting a packed object appends its id to
 ``pack-<name>.del`` (32-byte records; a torn tail is ignored) instead of rewriting the pack;
 ``repack`` drops those records for good.
+
+Also here: the small durable-file helpers both local stores use (``create_tmp``,
+``write_all``, ``datasync``, ``open_dir``). ``stores.blob`` reuses the format constants and
+``build_idx``: the same pack and idx bytes are uploaded as blobs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import mmap
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from blake3 import blake3
 
 from ..core.ids import ID_BYTES, ObjectId
 
-__all__ = ["PackReader", "PackWriter", "fsync_dir", "pack_name_of", "write_all"]
+__all__ = [
+    "IdFilter",
+    "PackInfo",
+    "PackReader",
+    "PackWriter",
+    "create_tmp",
+    "datasync",
+    "open_dir",
+    "pack_name_of",
+    "read_fd",
+    "tmp_name",
+    "write_all",
+]
 
 PACK_MAGIC = b"ASPK"
 IDX_MAGIC = b"ASIX"
@@ -50,7 +68,12 @@ CHECKSUM = 32
 IDS_AT = IDX_HEADER.size + FANOUT.size  # 1048
 FLUSH_AT = 4 * 1024 * 1024  # buffer this much of a pack before writing it out
 
-_tmp_counter = itertools.count()
+# A random start: a process that reuses a crashed one's pid (containers) must not collide.
+_tmp_counter = itertools.count(int.from_bytes(os.urandom(4), "little"))
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+
+#: fdatasync where the OS has it (Linux); plain fsync elsewhere (macOS has no fdatasync).
+datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
 
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
@@ -61,14 +84,63 @@ def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
         view = view[n:]
 
 
+def read_fd(fd: int) -> bytes:
+    """Every byte of an open regular file (reads again after a short read)."""
+    size = os.fstat(fd).st_size
+    data = os.read(fd, size) if size else b""
+    if len(data) < size:
+        parts = [data]
+        while chunk := os.read(fd, 1 << 20):
+            parts.append(chunk)
+        data = b"".join(parts)
+    return data
+
+
 def fsync_dir(fd: int) -> None:
     """Make the directory entries (creates, renames, unlinks) of an open directory durable."""
     os.fsync(fd)
 
 
+def open_dir(path: Path, *, create: bool = False, fsync: bool = True) -> int:
+    """An fd of directory ``path``; with ``create``, missing levels are made durably."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    try:
+        return os.open(path, flags)
+    except FileNotFoundError:
+        if not create:
+            raise
+    missing: list[Path] = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d, 0o755)
+        except FileExistsError:
+            continue
+        if fsync:
+            pfd = os.open(d.parent, flags)
+            try:
+                os.fsync(pfd)
+            finally:
+                os.close(pfd)
+    return os.open(path, flags)
+
+
 def tmp_name(prefix: str) -> str:
     """A temp-file name unique among the live processes (pid + per-process counter)."""
     return f"tmp-{prefix}-{os.getpid()}-{next(_tmp_counter)}"
+
+
+def create_tmp(dir_fd: int, prefix: str) -> tuple[str, int]:
+    """Create a new temp file (``O_EXCL``, mode 0444) in ``dir_fd``: its name and fd."""
+    while True:
+        name = tmp_name(prefix)
+        try:
+            return name, os.open(name, _NEW_FILE, 0o444, dir_fd=dir_fd)
+        except FileExistsError:
+            continue  # a leftover of a crashed process: pick the next name
 
 
 def pack_name_of(filename: str) -> str | None:
@@ -83,10 +155,52 @@ def pack_name_of(filename: str) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class PackInfo:
-    """A committed pack: its name and the ids it holds."""
+    """A committed pack: its name, object count and sorted ids (32-byte records)."""
 
     name: str
     count: int
+    ids: bytes
+
+
+_PROBES = struct.Struct("<8x2Q8x")  # two hash positions: bytes 8..23 of an id
+
+
+class IdFilter:
+    """A Bloom filter over the ids of every pack, so a miss costs no per-pack search.
+
+    Ids are BLAKE3 digests, hence uniform: two 64-bit slices of the id are the two probe
+    positions. Sized at 32-64 bits per id when built and reported ``full`` below 10 bits per
+    id (false positives then stay under 4%; a false positive only costs the per-pack search).
+    """
+
+    __slots__ = ("_bits", "_mask", "count")
+
+    def __init__(self, capacity: int) -> None:
+        nbits = 1 << max(16, (capacity * 32).bit_length())  # grows 3x+ before it is full
+        self._bits = bytearray(nbits >> 3)
+        self._mask = nbits - 1
+        self.count = 0
+
+    @property
+    def full(self) -> bool:
+        return self.count * 10 > self._mask + 1
+
+    def add_block(self, ids: bytes) -> None:
+        """Add every id of ``ids`` (concatenated 32-byte ids)."""
+        bits, mask = self._bits, self._mask
+        for a, b in _PROBES.iter_unpack(ids):
+            a &= mask
+            b &= mask
+            bits[a >> 3] |= 1 << (a & 7)
+            bits[b >> 3] |= 1 << (b & 7)
+        self.count += len(ids) // ID_BYTES
+
+    def __contains__(self, oid: bytes) -> bool:
+        a, b = _PROBES.unpack(oid)
+        mask = self._mask
+        a &= mask
+        b &= mask
+        return bool(self._bits[a >> 3] >> (a & 7) & self._bits[b >> 3] >> (b & 7) & 1)
 
 
 class PackWriter:
@@ -95,13 +209,11 @@ class PackWriter:
     def __init__(self, dir_fd: int, *, fsync: bool = True) -> None:
         self._dir_fd = dir_fd
         self._fsync = fsync
-        self._tmp = tmp_name("pack")
-        self._fd = os.open(
-            self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444, dir_fd=dir_fd
-        )
+        self._tmp, self._fd = create_tmp(dir_fd, "pack")
         self._hash = blake3()
-        self._buf = bytearray(PACK_HEADER.pack(PACK_MAGIC, VERSION))
-        self._pos = len(self._buf)
+        self._parts: list[bytes | memoryview] = [PACK_HEADER.pack(PACK_MAGIC, VERSION)]
+        self._pos = PACK_HEADER.size  # bytes of the pack so far
+        self._flushed = 0  # of which already written out
         self._entries: list[tuple[bytes, int, int]] = []
 
     @property
@@ -110,17 +222,19 @@ class PackWriter:
 
     def add(self, oid: ObjectId, data: bytes | memoryview) -> None:
         n = len(data)
-        self._buf += RECORD_HEAD.pack(oid, n)
-        self._buf += data
-        self._entries.append((oid, self._pos + RECORD_HEAD.size, n))
-        self._pos += RECORD_HEAD.size + n
-        if len(self._buf) >= FLUSH_AT:
+        head = self._pos + RECORD_HEAD.size
+        self._parts += (RECORD_HEAD.pack(oid, n), data)
+        self._entries.append((oid, head, n))
+        self._pos = head + n
+        if self._pos - self._flushed >= FLUSH_AT:
             self._flush()
 
     def _flush(self) -> None:
-        self._hash.update(self._buf)
-        write_all(self._fd, self._buf)
-        self._buf = bytearray()
+        buf = b"".join(self._parts)
+        self._hash.update(buf)
+        write_all(self._fd, buf)
+        self._parts = []
+        self._flushed = self._pos
 
     def finish(self) -> PackInfo:
         """Write trailer and idx; fsync pack, idx and directory (the idx rename commits)."""
@@ -129,36 +243,32 @@ class PackWriter:
             checksum = self._hash.digest()
             write_all(self._fd, checksum)
             if self._fsync:
-                os.fdatasync(self._fd)
+                datasync(self._fd)
         finally:
             os.close(self._fd)
         name = checksum.hex()
         dfd = self._dir_fd
         os.rename(self._tmp, f"pack-{name}.pack", src_dir_fd=dfd, dst_dir_fd=dfd)
         idx = build_idx(self._entries, self._pos + CHECKSUM, checksum)
-        tmp = tmp_name("idx")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444, dir_fd=dfd)
+        n = len(self._entries)
+        tmp, fd = create_tmp(dfd, "idx")
         try:
             write_all(fd, idx)
             if self._fsync:
-                os.fdatasync(fd)
+                datasync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, f"pack-{name}.idx", src_dir_fd=dfd, dst_dir_fd=dfd)
         if self._fsync:
             fsync_dir(dfd)
-        return PackInfo(name, len(self._entries))
+        return PackInfo(name, n, idx[IDS_AT : IDS_AT + n * ID_BYTES])
 
     def abort(self) -> None:
         """Drop the temp file (nothing was committed)."""
-        try:
+        with contextlib.suppress(OSError):
             os.close(self._fd)
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp, dir_fd=self._dir_fd)
-        except FileNotFoundError:
-            pass
 
 
 def build_idx(entries: list[tuple[bytes, int, int]], pack_size: int, checksum: bytes) -> bytes:
@@ -240,6 +350,7 @@ class PackReader:
             magic == IDX_MAGIC
             and version == VERSION
             and size == IDS_AT + n * (ID_BYTES + 12) + 2 * CHECKSUM
+            and idx[size - 2 * CHECKSUM : size - CHECKSUM].hex() == self.name
         )
         if ok and not self.verified:
             ok = blake3(memoryview(idx)[: size - CHECKSUM]).digest() == idx[size - CHECKSUM :]
@@ -309,6 +420,11 @@ class PackReader:
         (length,) = LENGTH.unpack_from(idx, self._len_at + pos * 4)
         return os.pread(self._fd, length, off)
 
+    def id_block(self) -> bytes:
+        """Every id in the idx (deleted ones included) as concatenated 32-byte records."""
+        assert self._idx is not None
+        return self._idx[IDS_AT : IDS_AT + self._n * ID_BYTES]
+
     def locate(self, pos: int) -> tuple[int, int]:
         """(offset, length) of the frame at idx position ``pos`` (test hooks)."""
         idx = self._idx
@@ -342,7 +458,7 @@ class PackReader:
             pad = (-size) % ID_BYTES
             write_all(fd, b"\0" * pad + oid)
             if fsync:
-                os.fdatasync(fd)
+                datasync(fd)
         finally:
             os.close(fd)
         if fsync and size == 0:

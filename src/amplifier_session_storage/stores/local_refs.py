@@ -1,0 +1,416 @@
+"""Local refs: one small file per ref, updated under a lock file, with a checksummed reflog.
+
+``refs/<name>`` holds 64 hex digits and a newline; ``logs/<name>`` holds one line per move::
+
+    <old hex | 64 zeros> <new hex | 64 zeros> <time_ns> <reason> <crc32 of the rest, 8 hex>
+
+The reason is ``unicode_escape``-d (never a newline). A line whose checksum fails (a torn
+append after a crash) is skipped on read, and the next append starts on a fresh line.
+
+An update (``set_if_equals``) takes ``<ref>.lock`` with ``O_CREAT|O_EXCL`` (its first bytes
+name the owner's pid), re-reads the ref, compares, writes the new value into the lock file,
+appends the reflog line and fdatasyncs it, renames the lock file over the ref and fsyncs the
+directory: two syncs. The reflog line is the commit record, written while the lock is held
+(so the log's order is the ref's order) and durable before the rename; the lock file's own
+bytes are therefore not synced: a ref file that a crash left empty is restored from the
+last reflog line. A crash between the log append and the rename leaves a logged move that
+never happened (the caller was never told it succeeded); the next update sees that the log's
+last ``new`` is not the ref's value and writes a ``reflog repair`` line first, so the chain
+``entry.old == previous.new`` holds again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import os
+import random
+import re
+import time
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from ..core.ids import ObjectId
+from ..core.refnames import validate_ref_name
+from ..errors import ConflictError, IntegrityError, InvalidInputError
+from .base import ReflogEntry, RefStore
+from .pack import datasync, open_dir, write_all
+
+__all__ = ["LocalRefStore"]
+
+ZERO_HEX = b"0" * 64
+LOCK_SUFFIX = ".lock"
+TAIL_BYTES = 4096  # how much of a reflog's end is read to find its last entry
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_PID = re.compile(rb"(\d{1,10})\n")
+
+
+def _hex(oid: ObjectId | None) -> bytes:
+    return ZERO_HEX if oid is None else oid.hex().encode()
+
+
+def _oid(text: bytes) -> ObjectId | None:
+    return None if text == ZERO_HEX else ObjectId.from_hex(text.decode("ascii"))
+
+
+def format_entry(old: ObjectId | None, new: ObjectId | None, time_ns: int, reason: str) -> bytes:
+    """One reflog line (with its newline)."""
+    body = b"%s %s %d %s" % (_hex(old), _hex(new), time_ns, reason.encode("unicode_escape"))
+    return body + b" %08x\n" % zlib.crc32(body)
+
+
+def parse_entry(line: bytes) -> ReflogEntry | None:
+    """The entry on one line (without its newline), or ``None`` if the line is damaged."""
+    body, sep, crc = line.rpartition(b" ")
+    if not sep or len(crc) != 8:
+        return None
+    try:
+        if int(crc, 16) != zlib.crc32(body):
+            return None
+        old, new, t, reason = body.split(b" ", 3)
+        return ReflogEntry(_oid(old), _oid(new), int(t), reason.decode("unicode_escape"))
+    except (ValueError, UnicodeDecodeError):  # InvalidInputError is a ValueError
+        return None
+
+
+def parse_log(data: bytes) -> list[ReflogEntry]:
+    """Every intact entry of a reflog; a torn or damaged line is skipped."""
+    lines = data.split(b"\n")
+    lines.pop()  # after the last newline: empty, or a torn append
+    return [e for e in map(parse_entry, lines) if e is not None]
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # this process holds no lock between its own awaits
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalRefStore(RefStore):
+    """Refs as files under ``root/refs``, reflogs under ``root/logs`` (see module doc).
+
+    ``lock_timeout``: how long a writer waits for a contended lock before raising
+    :class:`ConflictError`. ``stale_lock_after``: a lock file this old whose owner process
+    is gone (or unknown) is broken; one ten times as old is broken whatever its pid says.
+    Ref name components may not end in ``.lock``, and a ref cannot also be a namespace
+    (``a`` and ``a/b``): that raises :class:`ConflictError`.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        *,
+        fsync: bool = True,
+        lock_timeout: float = 10.0,
+        stale_lock_after: float = 30.0,
+    ) -> None:
+        self.root = Path(root)
+        self._fsync = fsync
+        self._timeout = lock_timeout
+        self._stale = stale_lock_after
+        self._refs_fd = open_dir(self.root / "refs", create=True, fsync=fsync)
+        self._logs_fd = open_dir(self.root / "logs", create=True, fsync=fsync)
+        self._dirs: dict[tuple[int, str], int] = {}
+
+    @staticmethod
+    def _check(name: str) -> str:
+        validate_ref_name(name)
+        if any(part.endswith(LOCK_SUFFIX) for part in name.split("/")):
+            raise InvalidInputError(f"ref name component may not end in .lock: {name!r:.80}")
+        return name
+
+    def _dir(self, base: int, parent: str, name: str) -> int:
+        """The fd of directory ``parent`` under ``base``, created (durably) if missing."""
+        if not parent:
+            return base
+        fd = self._dirs.get((base, parent))
+        if fd is not None:
+            return fd
+        try:
+            try:
+                fd = os.open(parent, _DIR, dir_fd=base)
+            except FileNotFoundError:
+                parts = parent.split("/")
+                for i in range(len(parts)):
+                    try:
+                        os.mkdir("/".join(parts[: i + 1]), 0o755, dir_fd=base)
+                    except FileExistsError:
+                        continue
+                    if self._fsync:
+                        up = "/".join(parts[:i])
+                        pfd = os.open(up, _DIR, dir_fd=base) if up else base
+                        os.fsync(pfd)
+                        if pfd != base:
+                            os.close(pfd)
+                fd = os.open(parent, _DIR, dir_fd=base)
+        except NotADirectoryError as exc:
+            raise ConflictError(f"ref {name!r}: a ref exists where its namespace would be") from exc
+        self._dirs[(base, parent)] = fd
+        return fd
+
+    def _value(self, data: bytes, name: str) -> ObjectId | None:
+        """The value in a ref file's bytes; a file a crash left empty is restored from its log."""
+        if len(data) == 65 and data[64:] == b"\n":
+            try:
+                return ObjectId.from_hex(data[:64].decode("ascii"))
+            except (InvalidInputError, UnicodeDecodeError):
+                pass
+        # The lock file is not fdatasync'd before the rename (see module doc): its value was
+        # made durable by the reflog line written before it, so that line is the truth.
+        entries = self._read_log(name)
+        if not entries:
+            raise IntegrityError(f"ref {name!r} is malformed and has no reflog to restore it")
+        return entries[-1].new
+
+    def _read(self, dfd: int, leaf: str, name: str) -> ObjectId | None:
+        try:
+            fd = os.open(leaf, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dfd)
+        except FileNotFoundError:
+            return None
+        try:
+            data = os.read(fd, 128)
+        except IsADirectoryError as exc:
+            raise ConflictError(f"ref {name!r} is a namespace of other refs") from exc
+        finally:
+            os.close(fd)
+        return self._value(data, name)
+
+    async def get(self, name: str) -> ObjectId | None:
+        self._check(name)
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self._refs_fd)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            data = os.read(fd, 128)
+        except IsADirectoryError:
+            return None
+        finally:
+            os.close(fd)
+        return self._value(data, name)
+
+    async def set_if_equals(
+        self, name: str, old: ObjectId | None, new: ObjectId | None, reason: str = ""
+    ) -> bool:
+        self._check(name)
+        old = None if old is None else ObjectId(old)
+        new = None if new is None else ObjectId(new)
+        if not isinstance(reason, str):
+            raise InvalidInputError("reflog reason must be a string")
+        parent, _, leaf = name.rpartition("/")
+        dfd = self._dir(self._refs_fd, parent, name)
+        lock = leaf + LOCK_SUFFIX
+        lfd = await self._lock(dfd, lock, name)
+        released = False
+        try:
+            cur = self._read(dfd, leaf, name)
+            if cur != old:
+                return False
+            log_dir = self._dir(self._logs_fd, parent, name)
+            if new is not None:
+                os.pwrite(lfd, _hex(new) + b"\n", 0)
+            self._append_log(log_dir, leaf, cur, new, reason)
+            if new is not None:
+                os.rename(lock, leaf, src_dir_fd=dfd, dst_dir_fd=dfd)
+            else:
+                if cur is not None:
+                    os.unlink(leaf, dir_fd=dfd)
+                os.unlink(lock, dir_fd=dfd)
+            released = True
+            if self._fsync:
+                os.fsync(dfd)
+            return True
+        finally:
+            os.close(lfd)
+            if not released:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock, dir_fd=dfd)
+
+    def _append_log(
+        self, log_dir: int, leaf: str, cur: ObjectId | None, new: ObjectId | None, reason: str
+    ) -> None:
+        try:
+            fd = os.open(
+                leaf, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644, dir_fd=log_dir
+            )
+        except IsADirectoryError as exc:
+            raise ConflictError(f"reflog of {leaf!r} is a namespace directory") from exc
+        try:
+            size = os.fstat(fd).st_size
+            prev, torn = self._log_tail(fd, size)
+            out = b"\n" if torn else b""
+            now = time.time_ns()
+            if prev != cur:
+                out += format_entry(prev, cur, now, "reflog repair: an update was not applied")
+            write_all(fd, out + format_entry(cur, new, now, reason))
+            if self._fsync:
+                datasync(fd)
+        finally:
+            os.close(fd)
+        if self._fsync and size == 0:
+            os.fsync(log_dir)
+
+    @staticmethod
+    def _log_tail(fd: int, size: int) -> tuple[ObjectId | None, bool]:
+        """(``new`` of the last intact entry, whether the file ends in a torn line)."""
+        if size == 0:
+            return None, False
+        n = min(size, TAIL_BYTES)
+        data = os.pread(fd, n, size - n)
+        torn = not data.endswith(b"\n")
+        lines = data.split(b"\n")[:-1]
+        if n < size:
+            lines = lines[1:]  # the first piece may be the end of a longer line
+        for line in reversed(lines):
+            entry = parse_entry(line)
+            if entry is not None:
+                return entry.new, torn
+        if n < size:  # no intact line in the tail: very long reasons; read it all
+            entries = parse_log(os.pread(fd, size, 0))
+            return (entries[-1].new if entries else None), torn
+        return None, torn
+
+    async def _lock(self, dfd: int, lock: str, name: str) -> int:
+        deadline = 0.0
+        delay = 0.0002
+        while True:
+            try:
+                fd = os.open(
+                    lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644, dir_fd=dfd
+                )
+            except FileExistsError:
+                now = time.monotonic()
+                if not deadline:
+                    deadline = now + self._timeout
+                elif now > deadline:
+                    raise ConflictError(
+                        f"ref {name!r}: still locked by another writer after {self._timeout}s"
+                    ) from None
+                if not self._break_stale(dfd, lock):
+                    await asyncio.sleep(delay * (0.5 + random.random()))
+                    delay = min(delay * 2, 0.01)
+                continue
+            except NotADirectoryError as exc:
+                raise ConflictError(
+                    f"ref {name!r}: a ref exists where its namespace would be"
+                ) from exc
+            os.write(fd, b"%d\n" % os.getpid())
+            return fd
+
+    def _break_stale(self, dfd: int, lock: str) -> bool:
+        """Remove ``lock`` if it is old and its owner is gone; ``True`` to retry at once."""
+        try:
+            st = os.stat(lock, dir_fd=dfd, follow_symlinks=False)
+            if time.time() - st.st_mtime < self._stale:
+                return False
+            fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dfd)
+            try:
+                m = _PID.fullmatch(os.read(fd, 64))
+            finally:
+                os.close(fd)
+        except FileNotFoundError:
+            return True
+        age = time.time() - st.st_mtime
+        if m is not None and _pid_alive(int(m.group(1))) and age < self._stale * 10:
+            # Alive -- or the pid was reused (a restarted container): a lock is held for
+            # milliseconds, so one ten times older than "stale" is broken regardless.
+            return False
+        # Breakers take their own lock so two of them cannot remove a fresh lock file that
+        # a third writer created after the first breaker removed the stale one.
+        breaker = lock + LOCK_SUFFIX
+        try:
+            bfd = os.open(breaker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, dir_fd=dfd)
+        except FileExistsError:
+            try:
+                if time.time() - os.stat(breaker, dir_fd=dfd).st_mtime > self._stale:
+                    os.unlink(breaker, dir_fd=dfd)  # a breaker that died mid-break
+            except FileNotFoundError:
+                pass
+            return False
+        try:
+            now = os.stat(lock, dir_fd=dfd, follow_symlinks=False)
+            if (now.st_ino, now.st_mtime_ns, now.st_size) != (
+                st.st_ino,
+                st.st_mtime_ns,
+                st.st_size,
+            ):
+                return False
+            os.unlink(lock, dir_fd=dfd)
+            return True
+        except FileNotFoundError:
+            return True
+        finally:
+            os.close(bfd)
+            os.unlink(breaker, dir_fd=dfd)
+
+    def _read_log(self, name: str) -> list[ReflogEntry]:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self._logs_fd)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        try:
+            data = os.pread(fd, os.fstat(fd).st_size, 0)
+        except IsADirectoryError:
+            return []
+        finally:
+            os.close(fd)
+        return parse_log(data)
+
+    async def reflog(self, name: str) -> list[ReflogEntry]:
+        return self._read_log(self._check(name))
+
+    async def logged_refs(self) -> builtins.list[str]:
+        """Every ref with a (non-empty) reflog, deleted refs included: the gc roots."""
+        names: builtins.list[str] = []
+        top = self.root / "logs"
+        for dirpath, _dirs, files in os.walk(top):
+            rel = os.path.relpath(dirpath, top)
+            for f in files:
+                name = f if rel == "." else f"{rel}/{f}"
+                try:
+                    self._check(name)
+                    if os.path.getsize(os.path.join(dirpath, f)) > 0:
+                        names.append(name)
+                except (InvalidInputError, FileNotFoundError):
+                    continue
+        return sorted(names)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[tuple[str, ObjectId]]:
+        base, _, _ = prefix.rpartition("/")
+        try:
+            self._check(base)
+        except InvalidInputError:
+            base = ""
+        top = self.root / "refs" / base if base else self.root / "refs"
+        found: builtins.list[tuple[str, ObjectId]] = []
+        for dirpath, _dirs, files in os.walk(top):
+            rel = os.path.relpath(dirpath, self.root / "refs")
+            for f in files:
+                name = f if rel == "." else f"{rel}/{f}"
+                if not name.startswith(prefix):
+                    continue
+                try:
+                    self._check(name)
+                except InvalidInputError:
+                    continue  # lock files, foreign files
+                value = await self.get(name)
+                if value is not None:
+                    found.append((name, value))
+        for item in sorted(found):
+            yield item
+
+    async def close(self) -> None:
+        fds = [*self._dirs.values(), self._refs_fd, self._logs_fd]
+        self._dirs.clear()
+        self._refs_fd = self._logs_fd = -1
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)

@@ -1,0 +1,1 @@
+"""Shared conformance suites: one per storage contract, subclassed once per backend."""

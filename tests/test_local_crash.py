@@ -1,0 +1,149 @@
+"""SIGKILL a writer at random moments; every acknowledged write must survive intact.
+
+The child (tests/helpers/crash_writer.py) prints each id only after the call that stored it
+returned. A kill lands anywhere: inside a loose write, a pack write, a ref update, a repack.
+After every kill a fresh store must read every acknowledged object (and verify it), the ref
+must hold the last acknowledged value or the one in flight, and the reflog must read and
+chain. Leftovers of interrupted writes must not get in the way.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from amplifier_session_storage.core.codec import unframe
+from amplifier_session_storage.core.ids import ObjectId
+from amplifier_session_storage.stores.local import LocalObjectStore, LocalRefStore
+
+HELPER = Path(__file__).parent / "helpers" / "crash_writer.py"
+REF = "sessions/crash"
+KILLS = 30
+BUDGET = 50.0  # seconds
+
+
+class Child:
+    """The writer process and a thread collecting its complete stdout lines."""
+
+    def __init__(self, root: Path, seed: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HELPER), str(root), str(seed)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            if raw.endswith(b"\n"):  # a line cut by the kill was never acknowledged
+                self.lines.append(raw.decode().rstrip("\n"))
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        end = time.monotonic() + timeout
+        while "ready" not in self.lines:
+            if self.proc.poll() is not None or time.monotonic() > end:
+                assert self.proc.stderr is not None
+                raise AssertionError(f"writer failed to start: {self.proc.stderr.read()!r}")
+            time.sleep(0.005)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self.thread.join()
+        assert self.proc.stderr is not None
+        err = self.proc.stderr.read()
+        self.proc.stderr.close()
+        assert self.proc.returncode == -9, err  # killed by us, not crashed by itself
+
+
+def _leftovers(root: Path) -> int:
+    pack_dir = root / "objects" / "pack"
+    names = set(os.listdir(pack_dir)) if pack_dir.exists() else set()
+    torn = [n for n in names if n.startswith("tmp-")]
+    torn += [n for n in names if n.endswith(".pack") and n[:-5] + ".idx" not in names]
+    for fan in (root / "objects").glob("??"):
+        torn += [n.name for n in fan.iterdir() if n.name.startswith("tmp-")]
+    locks = list((root / "refs").rglob("*.lock")) if (root / "refs").exists() else []
+    return len(torn) + len(locks)
+
+
+@pytest.mark.slow
+async def test_sigkill_loop(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    seed = int(os.environ.get("CRASH_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    print(f"CRASH_SEED={seed}")
+    acked: set[str] = set()
+    ref_acked: str | None = None  # the last value the writer was told was stored
+    ref_moves: list[str] = []
+    leftovers_seen = 0
+    start = time.monotonic()
+    kills = 0
+    while kills < KILLS and time.monotonic() - start < BUDGET:
+        child = Child(root, rng.randrange(1 << 30))
+        child.wait_ready()
+        time.sleep(rng.uniform(0.0, 0.35))
+        child.kill()
+        kills += 1
+
+        in_flight: str | None = None
+        for line in child.lines:
+            kind, _, hex_ = line.partition(" ")
+            if kind == "O":
+                acked.add(hex_)
+            elif kind == "T":
+                in_flight = hex_
+            elif kind == "R":
+                ref_acked, in_flight = hex_, None
+                ref_moves.append(hex_)
+
+        leftovers_seen += _leftovers(root)
+        objects = LocalObjectStore(root)
+        refs = LocalRefStore(root)
+        # every acknowledged object reads back and verifies
+        for hex_ in acked:
+            oid = ObjectId.from_hex(hex_)
+            data = await objects.get(oid)
+            assert data is not None, f"kill {kills}: acknowledged object {hex_} lost"
+            unframe(oid, data)
+        listed = {o.hex() async for o in objects.list()}
+        assert acked <= listed
+        # the ref holds the last acknowledged value, or the update that was in flight
+        head = await refs.get(REF)
+        allowed = {ref_acked, in_flight} - {None} if in_flight else {ref_acked}
+        assert (head.hex() if head else None) in allowed, f"kill {kills}: ref at {head}"
+        if head is not None:
+            unframe(head, await objects.get(head) or b"")
+            ref_acked = head.hex()  # an in-flight move that did land is now the truth
+        # the reflog reads, chains, and holds every acknowledged move
+        log = await refs.reflog(REF)
+        for prev, entry in itertools.pairwise(log):
+            assert entry.old == prev.new, f"kill {kills}: reflog chain broken"
+        if log and log[-1].new != head:
+            assert log[-1].old == head  # logged, killed before the rename: repaired next time
+        logged = {e.new.hex() for e in log if e.new is not None}
+        assert set(ref_moves) <= logged
+        await objects.close()
+        await refs.close()
+        if kills % 5 == 0:
+            cleaner = LocalObjectStore(root)
+            await cleaner.cleanup_incomplete(min_age=0)
+            await cleaner.close()
+
+    assert kills >= 15, f"only {kills} kills in {BUDGET}s"
+    print(
+        f"{kills} kills, {len(acked)} objects, {len(ref_moves)} ref moves acknowledged, "
+        f"{leftovers_seen} torn leftovers met"
+    )
+    assert acked and ref_moves
