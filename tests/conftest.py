@@ -21,8 +21,11 @@ def samples_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Never let a test touch the real ~/.amplifier."""
     if "AMPLIFIER_LOCAL_STORAGE_PATH" not in os.environ:
-        monkeypatch.setenv("AMPLIFIER_LOCAL_STORAGE_PATH",
-                           str(tmp_path_factory.mktemp("home") / "store"))
+        monkeypatch.setenv(
+            "AMPLIFIER_LOCAL_STORAGE_PATH", str(tmp_path_factory.mktemp("home") / "store")
+        )

@@ -29,11 +29,17 @@ def test_every_variable_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert c.cosmos_auth_method is CosmosAuthMethod.SERVICE_PRINCIPAL
     assert c.cosmos_key == "a2V5"
     assert (c.cosmos_database, c.cosmos_container, c.cosmos_partition_key_path) == (
-        "db1", "c1", "/pk")
+        "db1",
+        "c1",
+        "/pk",
+    )
     assert str(c.storage_path) == "/tmp/somewhere"
     assert c.enable_sync is True
     assert (c.azure_tenant_id, c.azure_client_id, c.azure_client_secret) == (
-        "tenant", "client", "s3cret")
+        "tenant",
+        "client",
+        "s3cret",
+    )
     assert c.org_id == "o"
     assert "s3cret" not in repr(c) and "a2V5" not in repr(c)
 

@@ -16,15 +16,16 @@ from amplifier_session_storage import (
 )
 
 
-async def test_readme_quick_start_as_written(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_readme_quick_start_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # the default ~/.amplifier/sessions lands here
     monkeypatch.delenv("AMPLIFIER_LOCAL_STORAGE_PATH", raising=False)
     # --- verbatim from the seed README ---------------------------------------------
     from amplifier_session_storage import (
+        BlockWriter,
         LocalBlockStorage,
         StorageConfig,
-        BlockWriter,
     )
 
     # Create storage config
@@ -67,8 +68,11 @@ def config(tmp_path: Path) -> StorageConfig:
 async def test_writer_chain_ids_are_kept_when_alone(config: StorageConfig) -> None:
     storage = LocalBlockStorage(config)
     w = BlockWriter("s1", "u1", "d1")
-    made = [w.create_session("proj"), w.add_message("user", "hi", 1),
-            w.add_message("assistant", "hello", 1)]
+    made = [
+        w.create_session("proj"),
+        w.add_message("user", "hi", 1),
+        w.add_message("assistant", "hello", 1),
+    ]
     stored = await storage.write_blocks(made)
     assert [b.id for b in stored] == [b.id for b in made]
     assert await storage.get_latest_sequence("s1") == 3
@@ -86,7 +90,7 @@ async def test_two_writers_interleave_without_loss(config: StorageConfig) -> Non
     await storage.write_block(w2.add_message("user", "from desktop", 1))  # rebased
     await storage.write_block(w1.add_message("user", "laptop again", 2))  # rebased
     blocks = await storage.read_blocks("s1")
-    meta, messages, _ = SessionStateReader().compute_current_state(blocks)
+    _, messages, _ = SessionStateReader().compute_current_state(blocks)
     assert [m["content"] for m in messages] == ["from laptop", "from desktop", "laptop again"]
     assert [b.sequence for b in blocks] == [1, 2, 3, 4]
     await storage.close()
@@ -95,8 +99,9 @@ async def test_two_writers_interleave_without_loss(config: StorageConfig) -> Non
 async def test_rewind_through_writer_keeps_history(config: StorageConfig) -> None:
     storage = LocalBlockStorage(config)
     w = BlockWriter("s1", "u1", "d1")
-    await storage.write_blocks([w.create_session("proj")] +
-                               [w.add_message("user", f"m{i}", i) for i in range(5)])
+    await storage.write_blocks(
+        [w.create_session("proj")] + [w.add_message("user", f"m{i}", i) for i in range(5)]
+    )
     await storage.write_block(w.rewind(3, reason="undo"))
     await storage.write_block(w.add_message("user", "after", 9))
     blocks = await storage.read_blocks("s1")
@@ -106,7 +111,8 @@ async def test_rewind_through_writer_keeps_history(config: StorageConfig) -> Non
     rewind = next(b for b in blocks if b.block_type is BlockType.REWIND)
     abandoned = await repo.chain_from(rewind.parents[1])
     assert [b.data["content"] for b in abandoned if b.block_type is BlockType.MESSAGE] == [
-        f"m{i}" for i in range(5)]
+        f"m{i}" for i in range(5)
+    ]
     await storage.close()
 
 
@@ -124,8 +130,10 @@ async def test_reader_ignores_abandoned_blocks_in_flat_list(config: StorageConfi
 async def test_fork_via_writer(config: StorageConfig) -> None:
     storage = LocalBlockStorage(config)
     w = BlockWriter("src", "u1", "d1")
-    blocks = await storage.write_blocks([w.create_session("proj", name="source")] +
-                                        [w.add_message("user", f"m{i}", i) for i in range(4)])
+    blocks = await storage.write_blocks(
+        [w.create_session("proj", name="source")]
+        + [w.add_message("user", f"m{i}", i) for i in range(4)]
+    )
     f = BlockWriter("dst", "u1", "d1")
     await storage.write_block(f.fork(blocks[2], name="the fork"))
     await storage.write_block(f.add_message("user", "fork only", 9))

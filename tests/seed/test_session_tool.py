@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from amplifier_session_storage import BlockWriter, InvalidInputError, LocalBlockStorage, StorageConfig
+from amplifier_session_storage import (
+    BlockWriter,
+    InvalidInputError,
+    LocalBlockStorage,
+    StorageConfig,
+)
 from amplifier_session_storage.core.objects import BlockType
 from amplifier_session_storage.tools import SessionTool, SessionToolConfig
 
@@ -22,8 +27,9 @@ async def tool(tmp_path: Path) -> SessionTool:
         blocks.extend(w.add_event(f"e{turn}", "tool:post", {"ok": True}, turn))
     blocks.extend(w.add_event("e9", "tool:error", {"error": "boom"}, 3))
     await storage.write_blocks(blocks)
-    return SessionTool(SessionToolConfig(project_slug="proj", max_excerpt_length=40),
-                       storage=storage)
+    return SessionTool(
+        SessionToolConfig(project_slug="proj", max_excerpt_length=40), storage=storage
+    )
 
 
 async def test_list_get_search(tool: SessionTool) -> None:

@@ -21,10 +21,15 @@ from amplifier_session_storage.core.objects import (
 from amplifier_session_storage.errors import CorruptObjectError, IntegrityError, InvalidInputError
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1)
-    | st.floats(allow_nan=False) | st.text(max_size=50) | st.binary(max_size=50),
-    lambda children: st.lists(children, max_size=6)
-    | st.dictionaries(st.text(max_size=10), children, max_size=6),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=50)
+    | st.binary(max_size=50),
+    lambda children: (
+        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=10), children, max_size=6)
+    ),
     max_leaves=30,
 )
 ids = st.binary(min_size=32, max_size=32).map(ObjectId)
@@ -53,9 +58,17 @@ def test_decode_encode_roundtrip(block: Block) -> None:
         back = resolve_chunked(back, [unpack(c)[2] for _, c in enc.chunks])
     assert back.id == block.id
     assert (back.block_type, back.session_id, back.parents, back.sequence) == (
-        block.block_type, block.session_id, block.parents, block.sequence)
+        block.block_type,
+        block.session_id,
+        block.parents,
+        block.sequence,
+    )
     assert (back.timestamp_ns, back.device_id, back.user_id, back.links) == (
-        block.timestamp_ns, block.device_id, block.user_id, block.links)
+        block.timestamp_ns,
+        block.device_id,
+        block.user_id,
+        block.links,
+    )
     assert back.data == _listify(block.data)
     # encoding is deterministic: the decoded block re-encodes to the same id
     assert encode_block(back.replace()).id == block.id

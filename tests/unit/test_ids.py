@@ -8,10 +8,29 @@ from amplifier_session_storage.core.ids import ObjectId, validate_project_slug, 
 from amplifier_session_storage.core.refnames import session_ref, validate_ref_name
 from amplifier_session_storage.errors import InvalidInputError
 
-BAD = ["", ".", "..", "a/b", "../x", "..\\x", "a\\b", "a\x00b", "x" * 256, "tab\there", "nl\n",
-       " lead", "trail ", "/abs"]
-GOOD = ["63cc3feb-564a-40de-9f8b-a7cb5fd510a4", "-home-u-app",
-        "0123456789abcdef-fedcba9876543210_explorer", "agent@a1b2-c3d4", "my.session_1"]
+BAD = [
+    "",
+    ".",
+    "..",
+    "a/b",
+    "../x",
+    "..\\x",
+    "a\\b",
+    "a\x00b",
+    "x" * 256,
+    "tab\there",
+    "nl\n",
+    " lead",
+    "trail ",
+    "/abs",
+]
+GOOD = [
+    "63cc3feb-564a-40de-9f8b-a7cb5fd510a4",
+    "-home-u-app",
+    "0123456789abcdef-fedcba9876543210_explorer",
+    "agent@a1b2-c3d4",
+    "my.session_1",
+]
 
 
 @pytest.mark.parametrize("value", BAD)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from amplifier_session_storage.core.objects import BlockType
@@ -42,7 +44,7 @@ async def test_append_and_materialize(repo: Repository) -> None:
     assert state.sequence == 6
     chain = await repo.chain("s")
     assert [b.sequence for b in chain] == [1, 2, 3, 4, 5, 6]
-    assert all(b.parents == (a.id,) for a, b in zip(chain, chain[1:], strict=False))
+    assert all(b.parents == (a.id,) for a, b in itertools.pairwise(chain))
 
 
 async def test_create_twice_conflicts(repo: Repository) -> None:
@@ -133,8 +135,9 @@ async def test_merge_and_merge_base(repo: Repository) -> None:
     base = (await repo.append_many("s", [msg("base")]))[-1]
     await repo.fork("s", "s-dev2", at=base.id)  # device 2 works on a copy
     ours = await repo.append("s", M, {"content": "ours"}, timestamp_ns=base.timestamp_ns + 10)
-    theirs = await repo.append("s-dev2", M, {"content": "theirs"},
-                               timestamp_ns=base.timestamp_ns + 5)
+    theirs = await repo.append(
+        "s-dev2", M, {"content": "theirs"}, timestamp_ns=base.timestamp_ns + 5
+    )
     assert await repo.merge_base(ours.id, theirs.id) == base.id
     merged = await repo.merge("s", theirs.id)
     assert merged is not None and merged.parents == (ours.id, theirs.id)
@@ -185,10 +188,10 @@ async def test_delete_is_recoverable_from_reflog(repo: Repository) -> None:
 
 async def test_list_sessions_catalog(repo: Repository) -> None:
     for i in range(5):
-        await repo.create_session(f"s{i}", {"project_slug": "a" if i % 2 else "b"},
-                                  timestamp_ns=1000 + i)
-    assert [d["session_id"] for d in await repo.list_sessions()] == [
-        "s4", "s3", "s2", "s1", "s0"]
+        await repo.create_session(
+            f"s{i}", {"project_slug": "a" if i % 2 else "b"}, timestamp_ns=1000 + i
+        )
+    assert [d["session_id"] for d in await repo.list_sessions()] == ["s4", "s3", "s2", "s1", "s0"]
     assert [d["session_id"] for d in await repo.list_sessions("a")] == ["s3", "s1"]
     assert [d["session_id"] for d in await repo.list_sessions(limit=2, offset=1)] == ["s3", "s2"]
     await repo.catalog.delete("s2")  # the catalog is derived: it can be rebuilt

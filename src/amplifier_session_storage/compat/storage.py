@@ -28,8 +28,9 @@ class BlockStorage(abc.ABC):
         """Store many blocks with one durability point per session."""
 
     @abc.abstractmethod
-    async def read_blocks(self, session_id: str, since_sequence: int | None = None,
-                          limit: int | None = None) -> list[Block]:
+    async def read_blocks(
+        self, session_id: str, since_sequence: int | None = None, limit: int | None = None
+    ) -> list[Block]:
         """The session's blocks with sequence > ``since_sequence``, ascending, at most ``limit``."""
 
     @abc.abstractmethod
@@ -37,8 +38,9 @@ class BlockStorage(abc.ABC):
         """The head's sequence (0 for a session that does not exist)."""
 
     @abc.abstractmethod
-    async def list_sessions(self, project_slug: str | None = None, limit: int = 100,
-                            offset: int = 0) -> list[dict[str, Any]]:
+    async def list_sessions(
+        self, project_slug: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
         """Session summaries, newest first."""
 
     @abc.abstractmethod
@@ -96,8 +98,9 @@ class RepositoryBlockStorage(BlockStorage):
             i = j
         return out
 
-    async def read_blocks(self, session_id: str, since_sequence: int | None = None,
-                          limit: int | None = None) -> list[Block]:
+    async def read_blocks(
+        self, session_id: str, since_sequence: int | None = None, limit: int | None = None
+    ) -> list[Block]:
         validate_session_id(session_id)
         repo = await self.repository()
         try:
@@ -111,8 +114,9 @@ class RepositoryBlockStorage(BlockStorage):
         head = await repo.head(session_id)
         return 0 if head is None else (await repo.get_block(head, resolve=False)).sequence
 
-    async def list_sessions(self, project_slug: str | None = None, limit: int = 100,
-                            offset: int = 0) -> list[dict[str, Any]]:
+    async def list_sessions(
+        self, project_slug: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
         if project_slug is not None:
             validate_project_slug(project_slug)
         repo = await self.repository()
@@ -138,5 +142,6 @@ class LocalBlockStorage(RepositoryBlockStorage):
     async def _open(self) -> Repository:
         from ..repository.local import open_local
 
-        return await open_local(self.config.storage_path, user_id=self.config.user_id,
-                                device_id=self.config.device_id)
+        return await open_local(
+            self.config.storage_path, user_id=self.config.user_id, device_id=self.config.device_id
+        )

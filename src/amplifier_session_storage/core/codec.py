@@ -85,7 +85,7 @@ def _depth_ok(value: Any, depth: int = 0) -> bool:
 
 
 def unpack(data: bytes, what: str = "object") -> Any:
-    """Decode msgpack produced by :func:`pack`, with limits; malformed input -> CorruptObjectError."""
+    """Decode msgpack made by :func:`pack`, with limits; bad input -> CorruptObjectError."""
     try:
         value = msgpack.unpackb(
             data,
@@ -95,7 +95,9 @@ def unpack(data: bytes, what: str = "object") -> Any:
             timestamp=0,
         )
     except Exception as exc:  # msgpack raises many types (ExtraData, ValueError, ...)
-        raise CorruptObjectError(f"{what}: undecodable msgpack ({type(exc).__name__}: {exc})") from exc
+        raise CorruptObjectError(
+            f"{what}: undecodable msgpack ({type(exc).__name__}: {exc})"
+        ) from exc
     return value
 
 
@@ -130,7 +132,9 @@ def unframe_unverified(stored: bytes | memoryview, what: str = "object") -> byte
     body = stored[FRAME_HEADER.size :]
     if codec == CODEC_RAW:
         if len(body) != n:
-            raise CorruptObjectError(f"{what}: raw body is {len(body)} bytes, header says {n}", what)
+            raise CorruptObjectError(
+                f"{what}: raw body is {len(body)} bytes, header says {n}", what
+            )
         return bytes(body)
     if codec == CODEC_ZSTD:
         try:
@@ -149,7 +153,9 @@ def unframe_unverified(stored: bytes | memoryview, what: str = "object") -> byte
         except zstandard.ZstdError as exc:
             raise CorruptObjectError(f"{what}: zstd body is corrupt ({exc})", what) from exc
         if len(out) != n:
-            raise CorruptObjectError(f"{what}: decompressed to {len(out)} bytes, header says {n}", what)
+            raise CorruptObjectError(
+                f"{what}: decompressed to {len(out)} bytes, header says {n}", what
+            )
         return out
     raise CorruptObjectError(f"{what}: unknown codec {codec}", what)
 

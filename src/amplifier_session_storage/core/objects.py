@@ -106,6 +106,7 @@ class Block:
     user_id: str
     data: Any
     links: tuple[ObjectId, ...]
+    _encoded: EncodedBlock | None
 
     def __init__(
         self,
@@ -349,8 +350,17 @@ def decode_block(canonical: bytes, oid: ObjectId | None = None) -> Block:
         if oid is not None and exc.object_id is None:
             exc.object_id = oid.hex()
         raise
-    block = Block(_TYPES[btype], sid, [ObjectId(p) for p in parents], seq, ts, dev, user, data,
-                  [ObjectId(x) for x in links])
+    block = Block(
+        _TYPES[btype],
+        sid,
+        [ObjectId(p) for p in parents],
+        seq,
+        ts,
+        dev,
+        user,
+        data,
+        [ObjectId(x) for x in links],
+    )
     real_id = oid if oid is not None else ObjectId.of(canonical)
     chunk_ids = data.chunk_ids if isinstance(data, ChunkedPayload) else ()
     object.__setattr__(block, "_encoded", EncodedBlock(real_id, canonical, (), chunk_ids))

@@ -53,8 +53,14 @@ def init_local(root: Path | str) -> dict[str, Any]:
     return doc
 
 
-async def open_local(root: Path | str, *, user_id: str = "", device_id: str | None = None,
-                     fsync: bool = True, create: bool = True) -> Repository:
+async def open_local(
+    root: Path | str,
+    *,
+    user_id: str = "",
+    device_id: str | None = None,
+    fsync: bool = True,
+    create: bool = True,
+) -> Repository:
     """Open (and with ``create``, initialise) the local repository at ``root``."""
     root = Path(root).expanduser()
     cfg = init_local(root) if create else read_repo_config(root)

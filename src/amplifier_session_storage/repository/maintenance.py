@@ -114,8 +114,13 @@ class GcReport:
     deleted_ids: list[str] = field(default_factory=list)
 
 
-async def gc(repo: Repository, *, grace_seconds: float = 14 * 86400, dry_run: bool = False,
-             state_file: Path | None = None) -> GcReport:
+async def gc(
+    repo: Repository,
+    *,
+    grace_seconds: float = 14 * 86400,
+    dry_run: bool = False,
+    state_file: Path | None = None,
+) -> GcReport:
     """Delete objects unreachable from refs and reflogs, once they have been for ``grace``.
 
     Two-phase so a concurrent writer never loses a block: an object is deleted only if an

@@ -14,6 +14,7 @@ that implements the same contract.
 from __future__ import annotations
 
 import abc
+import builtins
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
@@ -97,10 +98,10 @@ class RefStore(abc.ABC):
         """Every ref whose name starts with ``prefix`` with its value."""
 
     @abc.abstractmethod
-    async def reflog(self, name: str) -> list[ReflogEntry]:
+    async def reflog(self, name: str) -> builtins.list[ReflogEntry]:
         """The ref's moves, oldest first (kept after the ref is deleted)."""
 
-    async def logged_refs(self) -> list[str]:
+    async def logged_refs(self) -> builtins.list[str]:
         """Every ref name that has a reflog, including refs deleted since (gc roots)."""
         raise NotImplementedError(f"{type(self).__name__} cannot list its reflogs")
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import AsyncIterator
 
 from ..core.ids import ObjectId
 from ..core.refnames import validate_ref_name
-from .base import ObjectStore, RefStore, ReflogEntry
+from .base import ObjectStore, ReflogEntry, RefStore
 
 __all__ = ["MemoryObjectStore", "MemoryRefStore"]
 
@@ -67,8 +68,8 @@ class MemoryRefStore(RefStore):
             if name.startswith(prefix):
                 yield name, self._refs[name]
 
-    async def reflog(self, name: str) -> list[ReflogEntry]:
+    async def reflog(self, name: str) -> builtins.list[ReflogEntry]:
         return list(self._logs.get(validate_ref_name(name), []))
 
-    async def logged_refs(self) -> list[str]:
+    async def logged_refs(self) -> builtins.list[str]:
         return sorted(self._logs)

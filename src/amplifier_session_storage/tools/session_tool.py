@@ -79,11 +79,16 @@ class SessionTool:
     name = "sessions"
     description = "List, read, search and analyse stored Amplifier sessions; plan rewinds."
 
-    def __init__(self, config: SessionToolConfig | None = None, *,
-                 storage: RepositoryBlockStorage | None = None) -> None:
+    def __init__(
+        self,
+        config: SessionToolConfig | None = None,
+        *,
+        storage: RepositoryBlockStorage | None = None,
+    ) -> None:
         self.config = config or SessionToolConfig()
         self._storage = storage or LocalBlockStorage(
-            StorageConfig(user_id=self.config.user_id, local_path=self.config.local_path))
+            StorageConfig(user_id=self.config.user_id, local_path=self.config.local_path)
+        )
 
     async def _repo(self) -> Repository:
         return await self._storage.repository()
@@ -93,18 +98,25 @@ class SessionTool:
         n = self.config.max_excerpt_length
         return text if len(text) <= n else text[: n - 1] + "…"
 
-    async def list_sessions(self, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+    async def list_sessions(
+        self, limit: int | None = None, offset: int = 0
+    ) -> list[dict[str, Any]]:
         repo = await self._repo()
-        return await repo.list_sessions(self.config.project_slug,
-                                        min(limit or self.config.max_results,
-                                            self.config.max_results), offset)
+        return await repo.list_sessions(
+            self.config.project_slug,
+            min(limit or self.config.max_results, self.config.max_results),
+            offset,
+        )
 
     async def get_session(self, session_id: str, include_messages: bool = True) -> dict[str, Any]:
         validate_session_id(session_id)
         state = await (await self._repo()).materialize(session_id)
-        out: dict[str, Any] = {"session_id": session_id, "metadata": state.metadata,
-                               "message_count": len(state.messages),
-                               "event_count": len(state.events)}
+        out: dict[str, Any] = {
+            "session_id": session_id,
+            "metadata": state.metadata,
+            "message_count": len(state.messages),
+            "event_count": len(state.events),
+        }
         if include_messages:
             out["messages"] = [
                 {"index": i, "role": m.get("role"), "excerpt": self._excerpt(m.get("content"))}
@@ -127,39 +139,61 @@ class SessionTool:
                 pos = text.lower().find(needle)
                 if pos >= 0:
                     start = max(0, pos - self.config.max_excerpt_length // 2)
-                    hits.append({"session_id": summary["session_id"], "message_index": i,
-                                 "role": m.get("role"),
-                                 "excerpt": self._excerpt(text[start:])})
+                    hits.append(
+                        {
+                            "session_id": summary["session_id"],
+                            "message_index": i,
+                            "role": m.get("role"),
+                            "excerpt": self._excerpt(text[start:]),
+                        }
+                    )
                     if len(hits) >= cap:
                         return hits
         return hits
 
-    async def get_events(self, session_id: str, event_types: list[str] | None = None,
-                         errors_only: bool = False, limit: int = 50,
-                         offset: int = 0) -> list[dict[str, Any]]:
+    async def get_events(
+        self,
+        session_id: str,
+        event_types: list[str] | None = None,
+        errors_only: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
         validate_session_id(session_id)
         if limit < 0 or offset < 0:
             raise InvalidInputError("limit and offset must be >= 0")
         state = await (await self._repo()).materialize(session_id)
-        selected = [e for e in state.events
-                    if (not event_types or _event_type(e) in event_types)
-                    and (not errors_only or _is_error(e))]
+        selected = [
+            e
+            for e in state.events
+            if (not event_types or _event_type(e) in event_types)
+            and (not errors_only or _is_error(e))
+        ]
         page = selected[offset : offset + min(limit, self.config.max_results)]
-        return [{"event_type": _event_type(e), "error": _is_error(e),
-                 "excerpt": self._excerpt(str(e))} for e in page]
+        return [
+            {"event_type": _event_type(e), "error": _is_error(e), "excerpt": self._excerpt(str(e))}
+            for e in page
+        ]
 
     async def analyze_events(self, session_id: str) -> dict[str, Any]:
         validate_session_id(session_id)
         state = await (await self._repo()).materialize(session_id)
         counts = Counter(_event_type(e) for e in state.events)
-        return {"session_id": session_id, "total_events": len(state.events),
-                "by_type": dict(counts.most_common()),
-                "errors": sum(1 for e in state.events if _is_error(e)),
-                "messages": len(state.messages)}
+        return {
+            "session_id": session_id,
+            "total_events": len(state.events),
+            "by_type": dict(counts.most_common()),
+            "errors": sum(1 for e in state.events if _is_error(e)),
+            "messages": len(state.messages),
+        }
 
-    async def rewind_session(self, session_id: str, to_turn: int | None = None,
-                             to_message: int | None = None, dry_run: bool = True
-                             ) -> dict[str, Any]:
+    async def rewind_session(
+        self,
+        session_id: str,
+        to_turn: int | None = None,
+        to_message: int | None = None,
+        dry_run: bool = True,
+    ) -> dict[str, Any]:
         """Rewind to the end of turn ``to_turn`` or to keep ``to_message`` messages."""
         validate_session_id(session_id)
         if (to_turn is None) == (to_message is None):
@@ -180,9 +214,14 @@ class SessionTool:
         if target is None:
             raise InvalidInputError("nothing to rewind to")
         total = sum(1 for b in chain if b.block_type is BlockType.MESSAGE)
-        result = {"session_id": session_id, "target_block": target.block_id,
-                  "target_sequence": target.sequence, "messages_kept": kept,
-                  "messages_removed": total - kept, "dry_run": dry_run}
+        result = {
+            "session_id": session_id,
+            "target_block": target.block_id,
+            "target_sequence": target.sequence,
+            "messages_kept": kept,
+            "messages_removed": total - kept,
+            "dry_run": dry_run,
+        }
         if not dry_run and target.id != chain[-1].id:
             rewind = await repo.rewind(session_id, target.id, reason="session tool")
             result["rewind_block"] = rewind.block_id
