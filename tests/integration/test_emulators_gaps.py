@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -464,7 +463,6 @@ async def test_connections_are_kept_alive(emu: Emulators, database: DatabaseProx
             )
             before = created
             headers: dict[str, str] = {}
-            start = time.monotonic()
             for i in range(100):
                 await ctr.upsert_item(
                     {"id": f"i{i}", "pk": "p1"},
@@ -472,10 +470,8 @@ async def test_connections_are_kept_alive(emu: Emulators, database: DatabaseProx
                         {k.lower(): v for k, v in h.items()}
                     ),
                 )
-            elapsed = time.monotonic() - start
             assert headers.get("connection", "").lower() != "close"
             assert created - before <= 1, f"{created - before} new connections for 100 upserts"
-            assert elapsed < 10
             await client.get_database_client(database.id).delete_container(name)
     finally:
         await session.close()
