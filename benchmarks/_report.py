@@ -27,8 +27,10 @@ def write_section(title: str, body: str) -> None:
     """Replace (or add) the ``## title`` section of docs/benchmarks.md."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    section = (f"## {title}\n\nCommand: `{command_line()}`  \nRun: {stamp} on {machine}\n\n"
-               f"{body.strip()}\n")
+    section = (
+        f"## {title}\n\nCommand: `{command_line()}`  \nRun: {stamp} on {machine}\n\n"
+        f"{body.strip()}\n"
+    )
     text = DOC.read_text() if DOC.exists() else HEADER
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
     if pattern.search(text):

@@ -11,14 +11,29 @@ from .context import Env, data_options, pass_env
 
 
 @click.command("fsck", short_help="Verify every object and reference.")
+@click.option("--remote", metavar="NAME", help="Check remote NAME instead of the local store.")
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="With --remote: read and verify N random objects (and every ref target).",
+)
 @data_options
 @pass_env
-def fsck_cmd(env: Env) -> None:
+def fsck_cmd(env: Env, remote: str | None, sample: int | None) -> None:
     """Re-hash every object; check every ref, parent, chunk and link is present.
 
     Exits 5 when anything is wrong (each problem is printed).
     """
     from ..repository.maintenance import fsck
+
+    if remote is not None:
+        from .cmd_sync import fsck_remote_report
+
+        fsck_remote_report(env, remote, sample)
+        return
+    if sample is not None:
+        raise click.UsageError("--sample goes with --remote")
 
     with env.out.progress("checking objects"):
         report = env.run(fsck)

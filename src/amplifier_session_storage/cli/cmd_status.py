@@ -8,11 +8,18 @@ from .context import Env, data_options, pass_env
 
 
 @click.command("status", short_help="Store size, objects and sessions.")
+@click.option("--remote", metavar="NAME", help="Ahead/behind of each session against NAME.")
 @data_options
 @pass_env
-def status_cmd(env: Env) -> None:
-    """Sessions, objects and bytes on disk."""
+def status_cmd(env: Env, remote: str | None) -> None:
+    """Sessions, objects and bytes on disk; with --remote, ahead/behind per session."""
     from ..repository.views import human_size, store_status
+
+    if remote is not None:
+        from .cmd_sync import remote_status_report
+
+        remote_status_report(env, remote)
+        return
 
     with env.out.progress("counting objects") as bar:
         st = env.run(

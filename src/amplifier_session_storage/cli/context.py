@@ -51,7 +51,9 @@ class Env:
 
         async def go() -> T:
             user = _user_id() if writes else ""
-            repo = await open_store(self.repo_path, user_id=user)
+            from ..remote.lazy import wrap_promisors
+
+            repo = wrap_promisors(await open_store(self.repo_path, user_id=user), self.repo_path)
             try:
                 return await call(repo)
             finally:

@@ -64,6 +64,11 @@ COMMANDS: dict[str, str] = {
     "import": "cmd_import",
     "archive": "cmd_import",
     "export": "cmd_import",
+    "remote": "cmd_remote",
+    "push": "cmd_sync",
+    "pull": "cmd_sync",
+    "fetch": "cmd_sync",
+    "clone": "cmd_sync",
     "completion": "cmd_completion",
 }
 

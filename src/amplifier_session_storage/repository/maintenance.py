@@ -25,6 +25,7 @@ class FsckReport:
     blocks: int = 0
     chunks: int = 0
     refs: int = 0
+    promised: int = 0  # chunks absent locally but promised by a remote (lazy fetch)
     problems: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -35,8 +36,14 @@ class FsckReport:
         self.problems.append({"kind": kind, "object": object_id, "detail": detail})
 
 
-async def fsck(repo: Repository) -> FsckReport:
-    """Verify every object's id and that every ref, parent and chunk is present."""
+async def fsck(repo: Repository, *, promised: bool | None = None) -> FsckReport:
+    """Verify every object's id and that every ref, parent and chunk is present.
+
+    In a repository that fetched lazily (``promised``), an absent chunk that a remote
+    promised is counted in ``report.promised`` instead of being a problem.
+    """
+    if promised is None:
+        promised = bool(getattr(repo.objects, "promises_objects", False))
     report = FsckReport()
     present: set[ObjectId] = set()
     needs: list[tuple[str, ObjectId, str]] = []
@@ -67,6 +74,9 @@ async def fsck(repo: Repository) -> FsckReport:
         needs.append(("ref", head, name))
     for what, oid, by in needs:
         if oid not in present:
+            if what == "chunk" and promised:
+                report.promised += 1
+                continue
             report.add(f"missing-{what}", oid.hex(), f"needed by {by}")
     return report
 
