@@ -66,13 +66,19 @@ def test_fsck_clean_then_corrupt(sessctl: Run, store: Path, heads: dict[str, str
     assert r.code == 0, r.err
     assert r.out.strip().endswith(": ok")
     assert sessctl("fsck", "--json").json()["ok"] is True
-    # corrupt the loose object of "other"'s head (written by a single append)
+    # corrupt the stored bytes of "other"'s head, wherever the store keeps them
     h = heads["other"]
-    path = store / "objects" / h[:2] / h[2:]
-    assert path.exists()
-    data = bytearray(path.read_bytes())
-    data[-1] ^= 0xFF
-    path.write_bytes(bytes(data))
+
+    async def corrupt() -> None:
+        from amplifier_session_storage.core.ids import ObjectId
+        from amplifier_session_storage.stores.local import LocalObjectStore
+
+        objects = LocalObjectStore(store)
+        _, _, length = objects.raw_path(ObjectId.from_hex(h))
+        objects.raw_corrupt(ObjectId.from_hex(h), length - 1)
+        await objects.close()
+
+    asyncio.run(corrupt())
     bad = sessctl("fsck")
     assert bad.code == 5
     assert h in bad.out
