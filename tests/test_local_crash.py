@@ -1,7 +1,9 @@
 """SIGKILL a writer at random moments; every acknowledged write must survive intact.
 
 The child (tests/helpers/crash_writer.py) prints each id only after the call that stored it
-returned. A kill lands anywhere: inside a loose write, a pack write, a ref update, a repack.
+returned. A kill lands anywhere: inside a journal append, a loose write, a pack write, a ref
+update, a repack. In the ``journal`` variant the child's journal is sealed every few records
+(this module runs as that child), so kills also land inside seals.
 After every kill a fresh store must read every acknowledged object (and verify it), the ref
 must hold the last acknowledged value or the one in flight, and the reflog must read and
 chain. Leftovers of interrupted writes must not get in the way.
@@ -9,6 +11,8 @@ chain. Leftovers of interrupted writes must not get in the way.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import itertools
 import os
 import random
@@ -26,16 +30,19 @@ from amplifier_session_storage.stores.local import LocalObjectStore, LocalRefSto
 
 HELPER = Path(__file__).parent / "helpers" / "crash_writer.py"
 REF = "sessions/crash"
-KILLS = 30
-BUDGET = 50.0  # seconds
+# variant: (child command, kills, time budget in seconds)
+VARIANTS = {
+    "default": ([str(HELPER)], 30, 50.0),
+    "journal": ([str(Path(__file__)), "journal-child"], 20, 30.0),
+}
 
 
 class Child:
     """The writer process and a thread collecting its complete stdout lines."""
 
-    def __init__(self, root: Path, seed: int) -> None:
+    def __init__(self, command: list[str], root: Path, seed: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(HELPER), str(root), str(seed)],
+            [sys.executable, *command, str(root), str(seed)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -71,7 +78,11 @@ def _leftovers(root: Path) -> int:
     pack_dir = root / "objects" / "pack"
     names = set(os.listdir(pack_dir)) if pack_dir.exists() else set()
     torn = [n for n in names if n.startswith("tmp-")]
-    torn += [n for n in names if n.endswith(".pack") and n[:-5] + ".idx" not in names]
+    torn += [
+        n
+        for n in names
+        if n.startswith("pack-") and n.endswith(".pack") and n[:-5] + ".idx" not in names
+    ]
     for fan in (root / "objects").glob("??"):
         torn += [n.name for n in fan.iterdir() if n.name.startswith("tmp-")]
     locks = list((root / "refs").rglob("*.lock")) if (root / "refs").exists() else []
@@ -79,7 +90,9 @@ def _leftovers(root: Path) -> int:
 
 
 @pytest.mark.slow
-async def test_sigkill_loop(tmp_path: Path) -> None:
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+async def test_sigkill_loop(tmp_path: Path, variant: str) -> None:
+    command, max_kills, budget = VARIANTS[variant]
     root = tmp_path / "repo"
     seed = int(os.environ.get("CRASH_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
@@ -90,8 +103,8 @@ async def test_sigkill_loop(tmp_path: Path) -> None:
     leftovers_seen = 0
     start = time.monotonic()
     kills = 0
-    while kills < KILLS and time.monotonic() - start < BUDGET:
-        child = Child(root, rng.randrange(1 << 30))
+    while kills < max_kills and time.monotonic() - start < budget:
+        child = Child(command, root, rng.randrange(1 << 30))
         child.wait_ready()
         time.sleep(rng.uniform(0.0, 0.35))
         child.kill()
@@ -141,9 +154,30 @@ async def test_sigkill_loop(tmp_path: Path) -> None:
             await cleaner.cleanup_incomplete(min_age=0)
             await cleaner.close()
 
-    assert kills >= 15, f"only {kills} kills in {BUDGET}s"
+    assert kills >= max_kills // 2, f"only {kills} kills in {budget}s"
+    journals = [
+        int(n[8:].split(".")[0])
+        for n in os.listdir(root / "objects" / "pack")
+        if n.startswith("journal-")
+    ]
     print(
-        f"{kills} kills, {len(acked)} objects, {len(ref_moves)} ref moves acknowledged, "
-        f"{leftovers_seen} torn leftovers met"
+        f"{variant}: {kills} kills, {len(acked)} objects, {len(ref_moves)} ref moves "
+        f"acknowledged, {leftovers_seen} torn leftovers met, "
+        f"journal number reached {max(journals, default=0)}"
     )
     assert acked and ref_moves
+
+
+def _journal_child(root: Path, seed: int) -> None:
+    """crash_writer.py with a journal sealed every 40 records or 512 KiB."""
+    sys.path.insert(0, str(HELPER.parent))
+    import crash_writer  # type: ignore[import-not-found]
+
+    crash_writer.LocalObjectStore = functools.partial(
+        LocalObjectStore, journal_seal_records=40, journal_seal_bytes=512 * 1024
+    )
+    asyncio.run(crash_writer.main(root, seed))
+
+
+if __name__ == "__main__" and len(sys.argv) > 3 and sys.argv[1] == "journal-child":
+    _journal_child(Path(sys.argv[2]), int(sys.argv[3]))

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import Run, assert_one_line_error, run_sessctl
+from cli_support import Run, assert_one_line_error, run_sessctl
 
 
 def test_help_lists_verbs_and_exit_codes() -> None:

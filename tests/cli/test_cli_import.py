@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_sessctl
+from cli_support import run_sessctl
 
 GEN = Path(__file__).resolve().parents[2] / "scripts" / "generate_sessions.py"
 

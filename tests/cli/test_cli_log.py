@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import Run, assert_one_line_error, golden
+from cli_support import Run, assert_one_line_error, golden
 
 
 def test_log_graph_draws_fork_rewind_and_merge(sessctl: Run) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from blake3 import blake3
 
-from conftest import Run, assert_one_line_error
+from cli_support import Run, assert_one_line_error
 
 
 def test_show_session_summary(sessctl: Run, heads: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from amplifier_session_storage import BlockType
 from amplifier_session_storage.core.objects import Block
 from amplifier_session_storage.repository.local import open_local
-from conftest import Run, assert_one_line_error, run_sessctl
+from cli_support import Run, assert_one_line_error, run_sessctl
 
 
 def test_init_creates_then_reuses(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from amplifier_session_storage.core.codec import frame
+from amplifier_session_storage.core.codec import frame, unframe
 from amplifier_session_storage.core.ids import ObjectId
 from amplifier_session_storage.stores.local import LocalObjectStore
 
@@ -38,7 +38,10 @@ async def main(root: Path, worker: int, rounds: int, mode: str) -> None:
         await store.put(*single)
         for oid, data in (*batch, single):
             got = await store.get(oid)
-            assert got == data, f"{oid.hex()} unreadable right after put"
+            # a repack may have moved it into a segment pack: same canonical bytes, raw frame
+            assert got is not None and unframe(oid, got) == unframe(oid, data), (
+                f"{oid.hex()} unreadable right after put"
+            )
             sys.stdout.write(f"O {oid.hex()}\n")
         sys.stdout.flush()
     await store.close()

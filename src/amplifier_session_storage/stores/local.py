@@ -4,6 +4,7 @@ Layout under ``root`` (bytes specified in docs/design-local.md)::
 
     objects/ab/cdef…            one loose frame (file name: the id's hex minus 2 digits)
     objects/pack/pack-<h>.pack  many frames; .idx commits it; .del records deletions
+    objects/pack/journal-<n>.pack  the active journal: small writes appended, sealed when full
     refs/<namespace>/<name>     64 hex digits + newline
     logs/<namespace>/<name>     the reflog, one checksummed line per move
 
@@ -25,8 +26,19 @@ from pathlib import Path
 from ..core.ids import ID_HEX_LEN, ObjectId
 from ..errors import StorageError
 from .base import ObjectStore
+from .journal import (
+    HEAD,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_OBJECTS,
+    SEAL_BYTES,
+    SEAL_RECORDS,
+    Journal,
+    Journals,
+    journal_number,
+)
 from .local_refs import LocalRefStore
 from .pack import (
+    RECORD_HEAD,
     IdFilter,
     PackInfo,
     PackReader,
@@ -38,6 +50,7 @@ from .pack import (
     read_fd,
     write_all,
 )
+from .segpack import DEFAULT_LEVEL, DEFAULT_SEGMENT_BYTES, SegmentPackWriter
 
 __all__ = ["LocalObjectStore", "LocalRefStore"]
 
@@ -46,23 +59,37 @@ _RDONLY = os.O_RDONLY | os.O_CLOEXEC
 _RACY_NS = 50_000_000  # 50 ms: well above the file-system timestamp granularity
 
 
+_Hit = tuple[PackReader, int] | tuple[Journal, int, int]  # a packed or a journal record
+
+
 def _is_hex(text: str) -> bool:
     return _HEXDIGITS.issuperset(text)
 
 
 class LocalObjectStore(ObjectStore):
-    """Frames on local disk: loose files for single puts, one pack per ``put_many``.
+    """Frames on local disk: a journal for small writes, packs for batches, loose files.
 
-    Reads look at the loose file first, then at the packs (the pack that answered last is
-    asked first). Packs are discovered from the directory listing on first use and their
-    indexes are mapped lazily, so opening a store costs nothing per pack; at most
-    ``max_open_packs`` are open at once (default: an eighth of the file-descriptor limit),
-    the least recently used are closed. A ``put_many`` with a single new object writes it
-    loose (a one-object pack only costs more).
+    ``put`` and a ``put_many`` of at most 16 new objects (1 MiB of records) append to the
+    active journal (``stores.journal``: one fdatasync, no new file); a larger batch becomes
+    one pack; an object too large for the journal (or any single put with ``journal=False``)
+    is written loose.
+
+    Reads look at the journals' in-memory indexes first, then at the loose file, then at
+    the packs (the pack that answered last is asked first). Packs and journals are
+    discovered from the directory listing on first use; pack indexes are mapped lazily, so
+    opening a store costs nothing per pack; at most ``max_open_packs`` are open at once
+    (default: an eighth of the file-descriptor limit), the least recently used are closed.
     """
 
     def __init__(
-        self, root: Path | str, *, fsync: bool = True, max_open_packs: int | None = None
+        self,
+        root: Path | str,
+        *,
+        fsync: bool = True,
+        max_open_packs: int | None = None,
+        journal: bool = True,
+        journal_seal_bytes: int = SEAL_BYTES,
+        journal_seal_records: int = SEAL_RECORDS,
     ) -> None:
         self.root = Path(root)
         self._fsync = fsync
@@ -79,6 +106,13 @@ class LocalObjectStore(ObjectStore):
         self._last: PackReader | None = None
         self._stamp = -1
         self._filter: IdFilter | None = None  # built on the first miss
+        self._use_journal = journal
+        self._journals = Journals(
+            self._pack_fd,
+            fsync=fsync,
+            seal_bytes=journal_seal_bytes,
+            seal_records=journal_seal_records,
+        )
         self._closed = False
 
     # -- paths -------------------------------------------------------------------------
@@ -111,12 +145,17 @@ class LocalObjectStore(ObjectStore):
         return self._packs
 
     def _refresh(self) -> list[PackReader]:
-        """Pick up packs committed (or removed) by other processes; returns the new ones."""
+        """Pick up packs and journals created (or removed) by other processes; returns the
+        new packs."""
+        if self._journals.changed_packs:  # this process sealed a journal
+            self._journals.changed_packs = False
+            self._stamp = -1
         mtime = os.fstat(self._pack_fd).st_mtime_ns
         if self._packs is not None and mtime == self._stamp:
             return []
         names: set[str] = set()
         dels: set[str] = set()
+        journals: dict[int, int] = {}
         for entry in os.scandir(self._pack_fd):
             name = pack_name_of(entry.name)
             if name is not None:
@@ -124,6 +163,11 @@ class LocalObjectStore(ObjectStore):
                     names.add(name)
                 elif entry.name.endswith(".del"):
                     dels.add(name)
+            elif entry.name.endswith(".pack"):
+                number = journal_number(entry.name)
+                if number is not None:
+                    journals[number] = entry.inode()
+        self._journals.sync_names(journals)
         old = self._packs or []
         known = {p.name for p in old}
         fresh = [PackReader(self._pack_fd, n, n in dels) for n in sorted(names - known)]
@@ -209,28 +253,86 @@ class LocalObjectStore(ObjectStore):
                 return pack, pos
         return None
 
+    # -- lookups ---------------------------------------------------------------------
+
+    def _find_journal(self, oid: ObjectId) -> tuple[Journal, int, int] | None:
+        """The journal record of ``oid`` among the records read so far."""
+        if self._packs is None:
+            self._refresh()  # the first listing also finds the journals
+        return self._journals.find(oid)
+
+    def _find_packed_or_journal(
+        self, oid: ObjectId, rescan: bool = True, expect_miss: bool = False
+    ) -> _Hit | None:
+        """The pack (or, after a rescan, journal) record of ``oid``. A rescan picks up packs
+        and journals other processes created, and records they appended; a journal they
+        sealed meanwhile is skipped and its records are found in the new pack."""
+        hit = self._find_packed(oid, rescan=False, expect_miss=expect_miss)
+        if hit is not None or not rescan:
+            return hit
+        fresh = self._refresh()
+        self._journals.rescan()
+        jhit = self._journals.find(oid)
+        if jhit is not None:
+            return jhit
+        return self._probe(oid, fresh, None) if fresh else None
+
     # -- contract ----------------------------------------------------------------------
 
     async def get(self, oid: ObjectId) -> bytes | None:
         oid = ObjectId(oid)
-        fan, rest = self._split(oid)
-        try:
-            fd = os.open(f"{fan}/{rest}", _RDONLY, dir_fd=self._obj_fd)
-        except FileNotFoundError:
-            hit = self._find_packed(oid)
-            return None if hit is None else hit[0].read(hit[1])
-        try:
-            return read_fd(fd)
-        finally:
-            os.close(fd)
+        hit = self._find_quick(oid)
+        if hit is None:
+            fan, rest = self._split(oid)
+            try:
+                fd = os.open(f"{fan}/{rest}", _RDONLY, dir_fd=self._obj_fd)
+            except FileNotFoundError:
+                hit = self._find_packed_or_journal(oid)
+                if hit is None:
+                    return None
+            else:
+                try:
+                    return read_fd(fd)
+                finally:
+                    os.close(fd)
+        if isinstance(hit[0], Journal):
+            j, off, n = hit
+            return j.read(off, n)
+        pack, pos = hit
+        return pack.read(pos)
+
+    def _find_quick(self, oid: ObjectId) -> _Hit | None:
+        """Where a read looks before the loose file: the journals' indexes and the pack
+        that answered last (reading a session walks blocks that sit together)."""
+        jhit = self._find_journal(oid)
+        if jhit is not None:
+            return jhit
+        last = self._last
+        if last is not None:
+            pos = last.find(oid)
+            if pos >= 0:
+                return last, pos
+        return None
 
     def _has(self, oid: ObjectId, rescan: bool = True) -> bool:
-        fan, rest = self._split(oid)
-        try:
-            os.stat(f"{fan}/{rest}", dir_fd=self._obj_fd)
-            return True
-        except FileNotFoundError:
-            return self._find_packed(oid, rescan, expect_miss=True) is not None
+        jhit = self._find_journal(oid)
+        if jhit is None:
+            fan, rest = self._split(oid)
+            try:
+                os.stat(f"{fan}/{rest}", dir_fd=self._obj_fd)
+                return True
+            except FileNotFoundError:
+                hit = self._find_packed_or_journal(oid, rescan, expect_miss=True)
+                if hit is None:
+                    return False
+                if not isinstance(hit[0], Journal):
+                    return True
+                jhit = hit
+        assert jhit is not None
+        # Another process may have appended the record and not synced it yet: a write that
+        # is skipped because the object is "there" must not rest on undurable bytes.
+        jhit[0].make_durable(jhit[1], self._fsync)
+        return True
 
     async def has(self, oid: ObjectId) -> bool:
         return self._has(ObjectId(oid))
@@ -238,11 +340,33 @@ class LocalObjectStore(ObjectStore):
     async def has_many(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
         wanted = {ObjectId(o) for o in oids}
         self._refresh()
+        self._journals.rescan()
         return {o for o in wanted if self._has(o, rescan=False)}
+
+    def _has_small(self, oid: ObjectId) -> bool:
+        """The presence check before a journal write: journals, the loose file, and packs
+        only once the id filter exists. Building the filter indexes every packed id
+        (~0.75 us each: most of a second for a million), which the first small write after
+        opening a large store would pay for a duplicate record it rarely avoids (a block's
+        id is new; repack merges duplicates)."""
+        jhit = self._find_journal(oid)
+        if jhit is not None:
+            jhit[0].make_durable(jhit[1], self._fsync)
+            return True
+        fan, rest = self._split(oid)
+        try:
+            os.stat(f"{fan}/{rest}", dir_fd=self._obj_fd)
+            return True
+        except FileNotFoundError:
+            pass
+        return self._filter is not None and self._find_packed(oid, rescan=False) is not None
 
     async def put(self, oid: ObjectId, data: bytes) -> None:
         oid = ObjectId(oid)
-        if not self._has(oid):
+        if self._use_journal and len(data) + HEAD <= MAX_BATCH_BYTES:
+            if not self._has_small(oid):
+                self._journals.append([(oid, data)])
+        elif not self._has(oid):
             self._put_loose(oid, data)
 
     def _put_loose(self, oid: ObjectId, data: bytes | memoryview) -> None:
@@ -263,17 +387,23 @@ class LocalObjectStore(ObjectStore):
             os.fsync(dfd)
 
     async def put_many(self, items: Iterable[tuple[ObjectId, bytes]]) -> None:
-        self._refresh()
-        new: dict[ObjectId, bytes] = {}
+        batch: dict[ObjectId, bytes] = {}
         for oid, data in items:
-            oid = ObjectId(oid)
-            if oid not in new and not self._has(oid, rescan=False):
-                new[oid] = data
-        if len(new) == 1:
-            [(oid, data)] = new.items()
+            batch.setdefault(ObjectId(oid), data)
+        size = sum(len(data) + HEAD for data in batch.values())
+        if self._use_journal and len(batch) <= MAX_BATCH_OBJECTS and size <= MAX_BATCH_BYTES:
+            new = [(oid, data) for oid, data in batch.items() if not self._has_small(oid)]
+            if new:
+                self._journals.append(new)
+            return
+        self._refresh()
+        self._journals.rescan()
+        todo = {oid: data for oid, data in batch.items() if not self._has(oid, rescan=False)}
+        if len(todo) == 1:
+            [(oid, data)] = todo.items()
             self._put_loose(oid, data)
-        elif new:
-            self._write_pack(new.items())
+        elif todo:
+            self._write_pack(todo.items())
 
     def _write_pack(self, items: Iterable[tuple[ObjectId, bytes | memoryview]]) -> PackInfo | None:
         writer = PackWriter(self._pack_fd, fsync=self._fsync)
@@ -287,6 +417,11 @@ class LocalObjectStore(ObjectStore):
         except BaseException:
             writer.abort()
             raise
+        self._adopt(info)
+        return info
+
+    def _adopt(self, info: PackInfo) -> None:
+        """Know a pack this store just committed (without waiting for a listing)."""
         self._refresh()
         packs = self._all_packs()
         same = [p for p in packs if p.name == info.name]
@@ -301,10 +436,10 @@ class LocalObjectStore(ObjectStore):
                 os.fsync(self._pack_fd)
             same[0].deleted = set()
             same[0].has_del = False
-        return info
 
     async def delete(self, oid: ObjectId) -> bool:
-        """Unlink the loose copy; record packed copies in their pack's ``.del`` file."""
+        """Unlink the loose copy; append a tombstone to each journal holding the object;
+        record packed copies in their pack's ``.del`` file."""
         oid = ObjectId(oid)
         fan, rest = self._split(oid)
         found = False
@@ -316,6 +451,9 @@ class LocalObjectStore(ObjectStore):
         if found and self._fsync:
             os.fsync(self._fan_fd(fan))
         self._refresh()
+        if self._journals.tombstone(oid):
+            found = True
+        self._refresh()  # a journal sealed meanwhile (by us or another process) is a pack now
         for pack in self._all_packs():
             if self._ready(pack) and pack.find(oid) >= 0:
                 pack.mark_deleted(oid, fsync=self._fsync)
@@ -331,25 +469,54 @@ class LocalObjectStore(ObjectStore):
                 if len(f.name) == ID_HEX_LEN - 2 and _is_hex(f.name):
                     yield fan, f.name, ObjectId.from_hex(fan + f.name)
 
-    async def repack(self, keep: set[ObjectId] | None = None) -> int:
-        """Merge every pack and loose object into one pack; drop ids not in ``keep``.
+    async def repack(
+        self,
+        keep: set[ObjectId] | None = None,
+        *,
+        segmented: bool = True,
+        level: int = DEFAULT_LEVEL,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        threads: int | None = None,
+    ) -> int:
+        """Merge every pack, journal and loose object into one pack; drop ids not in ``keep``.
 
-        The new pack is committed (fsync'd, idx renamed in) before any old pack or loose
-        file is removed, so a crash at any point loses nothing. Returns the objects kept.
-        Objects written by other processes while this runs are left alone.
+        The new pack is a segment pack (``stores.segpack``: canonical bytes compressed
+        together, ``segment_bytes`` per zstd frame at ``level``, ``threads`` compressing;
+        default: up to 4, the cores there are), or with ``segmented=False`` a version-1
+        pack of the frames as they are. It is committed (fsync'd, idx renamed in) before any
+        old pack, journal or loose file is removed, so a crash at any point loses nothing.
+        Returns the objects kept. Objects written by other processes while this runs are left
+        alone; records appended to a journal meanwhile are copied too (whatever ``keep``
+        says), under the journal's lock, just before the journal is retired.
         """
         self._refresh()
+        self._journals.rescan()
         packs = list(self._all_packs())
         loose = list(self._loose())
-        if keep is None and not loose and len(packs) <= 1:
+        journals = self._journals.all()
+        if keep is None and not loose and len(packs) <= 1 and not journals:
             if not packs or not self._ready(packs[0]):
                 return 0
-            if not packs[0].deleted:
+            if not packs[0].deleted and packs[0].segmented == segmented:
                 return sum(1 for _ in packs[0].ids())
+        packs.sort(key=self._pack_age)  # oldest first: the order objects were written in
         copied: list[PackReader] = []
-
-        def records() -> Iterable[tuple[ObjectId, bytes]]:
-            seen: set[bytes] = set()
+        seen: set[bytes] = set()
+        writer: PackWriter | SegmentPackWriter
+        if segmented:
+            if threads is None:
+                threads = min(4, os.cpu_count() or 1)
+            writer = SegmentPackWriter(
+                self._pack_fd,
+                fsync=self._fsync,
+                level=level,
+                segment_bytes=segment_bytes,
+                threads=threads,
+            )
+        else:
+            writer = PackWriter(self._pack_fd, fsync=self._fsync)
+        locked: list[tuple[Journal, int]] = []
+        try:
             for fan, rest, oid in loose:
                 if (keep is None or oid in keep) and oid not in seen:
                     try:
@@ -361,17 +528,39 @@ class LocalObjectStore(ObjectStore):
                     finally:
                         os.close(fd)
                     seen.add(oid)
-                    yield oid, data
+                    writer.add(oid, data)
             for pack in packs:
                 if not self._ready(pack):
                     continue  # unusable (e.g. a damaged idx): left in place for fsck
                 copied.append(pack)
-                for pos, raw in list(pack.ids()):
+                for pos, raw in pack.ids_in_pack_order():
                     if (keep is None or raw in keep) and raw not in seen:
                         seen.add(raw)
-                        yield ObjectId(raw), pack.read(pos)
-
-        info = self._write_pack(records())
+                        writer.add(ObjectId(raw), pack.read(pos))
+            for j in journals:
+                for raw, off, n in list(j.live()):
+                    if (keep is None or raw in keep) and raw not in seen:
+                        seen.add(raw)
+                        writer.add(ObjectId(raw), j.read(off, n))
+            writer.sync()  # the bulk is durable before appenders have to wait for us
+            locked = self._journals.lock_for_retire(journals)
+            for j, before in locked:
+                for raw, off, n in list(j.live(before)):  # appended meanwhile: keep
+                    if raw not in seen:
+                        seen.add(raw)
+                        writer.add(ObjectId(raw), j.read(off, n))
+            info: PackInfo | None = None
+            if writer.count:
+                info = writer.finish()
+            else:
+                writer.abort()
+        except BaseException:
+            writer.abort()
+            self._journals.unlock_all(locked)
+            raise
+        self._journals.retire(locked)  # their records are in the committed pack now
+        if info is not None:
+            self._adopt(info)
         gone = {p.name for p in copied} - ({info.name} if info else set())
         for pack in copied:
             if pack.name not in gone:
@@ -393,18 +582,30 @@ class LocalObjectStore(ObjectStore):
             for fan in touched:
                 os.fsync(self._fan_fd(fan))
         self._filter = None
+        self._stamp = -1
         self._refresh()
         return 0 if info is None else info.count
+
+    def _pack_age(self, pack: PackReader) -> int:
+        try:
+            return os.stat(f"pack-{pack.name}.pack", dir_fd=self._pack_fd).st_mtime_ns
+        except FileNotFoundError:
+            return 0
 
     async def cleanup_incomplete(self, min_age: float = 3600.0) -> int:
         """Remove leftovers of interrupted writes older than ``min_age`` seconds.
 
         Temp files, packs without an idx (never committed), an idx without its pack and
-        ``.del`` files without an idx. ``min_age``
-        protects writes still in progress in other processes. Returns the files removed.
+        ``.del`` files without an idx. ``min_age`` protects writes still in progress in
+        other processes. Also journals whose seal committed but was not finished (whatever
+        their age: every record is in the pack). Returns the files removed.
         """
         limit = time.time() - min_age
         removed = 0
+        for name in self._journals.leftovers():
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=self._pack_fd)
+                removed += 1
         names = {e.name for e in os.scandir(self._pack_fd)}
         dirs = [(self._pack_fd, names)]
         for entry in os.scandir(self._obj_fd):
@@ -429,6 +630,8 @@ class LocalObjectStore(ObjectStore):
                         removed += 1
                 except FileNotFoundError:
                     pass
+        if removed and self._fsync:
+            os.fsync(self._pack_fd)
         return removed
 
     async def list(self) -> AsyncIterator[ObjectId]:
@@ -437,10 +640,18 @@ class LocalObjectStore(ObjectStore):
             seen.add(oid)
             yield oid
         self._refresh()
+        for raw in list(self._journals.ids()):
+            if raw not in seen:
+                seen.add(raw)
+                yield ObjectId(raw)
+        self._refresh()  # a journal sealed meanwhile is a pack now
         for pack in list(self._all_packs()):
             if not self._ready(pack):
                 continue
-            for _, raw in list(pack.ids()):
+            # a segment pack lists in pack order: a list-then-get walk (fsck) then
+            # decompresses each segment once instead of once per object
+            live = pack.ids_in_pack_order() if pack.segmented else list(pack.ids())
+            for _, raw in live:
                 if raw not in seen:
                     seen.add(raw)
                     yield ObjectId(raw)
@@ -449,6 +660,7 @@ class LocalObjectStore(ObjectStore):
         if self._closed:
             return
         self._closed = True
+        self._journals.close()
         for pack in self._packs or ():
             pack.close()
         self._packs, self._last = [], None
@@ -459,18 +671,30 @@ class LocalObjectStore(ObjectStore):
 
     # -- test hooks (plant damage without going through the contract) -------------------
 
-    def raw_path(self, oid: ObjectId) -> tuple[Path, int, int]:
-        """(file, offset, length) of the stored frame of ``oid`` (loose or packed)."""
+    def _raw_locate(self, oid: ObjectId) -> tuple[Path, int, int, Journal | None]:
+        """Where ``get`` reads ``oid`` from (the same order: damage planted there is seen)."""
         oid = ObjectId(oid)
-        fan, rest = self._split(oid)
-        loose = self.root / "objects" / fan / rest
-        if loose.exists():
-            return loose, 0, loose.stat().st_size
-        hit = self._find_packed(oid)
+        pack_dir = self.root / "objects" / "pack"
+        hit = self._find_quick(oid)
+        if hit is None:
+            fan, rest = self._split(oid)
+            loose = self.root / "objects" / fan / rest
+            if loose.exists():
+                return loose, 0, loose.stat().st_size, None
+            hit = self._find_packed_or_journal(oid)
         if hit is None:
             raise StorageError(f"object {oid.hex()} is not stored")
-        off, length = hit[0].locate(hit[1])
-        return self.root / "objects" / "pack" / f"pack-{hit[0].name}.pack", off, length
+        if isinstance(hit[0], Journal):
+            j, off, n = hit
+            return pack_dir / j.name, off, n, j
+        pack, pos = hit
+        off, length = pack.locate(pos)
+        return pack_dir / f"pack-{pack.name}.pack", off, length, None
+
+    def raw_path(self, oid: ObjectId) -> tuple[Path, int, int]:
+        """(file, offset, length) of the stored frame of ``oid`` (loose, journal or pack)."""
+        path, off, length, _ = self._raw_locate(oid)
+        return path, off, length
 
     def raw_corrupt(self, oid: ObjectId, offset: int) -> None:
         """Flip every bit of the byte at ``offset`` inside the stored frame of ``oid``."""
@@ -483,7 +707,17 @@ class LocalObjectStore(ObjectStore):
             f.write(bytes([byte[0] ^ 0xFF]))
 
     def raw_truncate(self, oid: ObjectId, length: int) -> None:
-        """Cut the stored frame of ``oid`` to ``length`` bytes (and a pack after it)."""
-        path, start, _ = self.raw_path(oid)
+        """Cut the stored frame of ``oid`` to ``length`` bytes (and a pack after it; in a
+        journal, the record is cut and its length field says so: later records stay)."""
+        path, start, n, journal = self._raw_locate(oid)
         os.chmod(path, 0o644)
-        os.truncate(path, start + length)
+        if journal is None:
+            os.truncate(path, start + length)
+            return
+        data = path.read_bytes()
+        head = RECORD_HEAD.pack(ObjectId(oid), length)
+        data = data[: start - HEAD] + head + data[start : start + length] + data[start + n :]
+        with open(path, "r+b") as f:
+            f.write(data)
+            f.truncate()
+        journal.reset()

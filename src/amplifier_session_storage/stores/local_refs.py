@@ -1,32 +1,38 @@
-"""Local refs: one small file per ref, updated under a lock file, with a checksummed reflog.
+"""Local refs: one symlink per ref, updated under a lock symlink, with a checksummed reflog.
 
-``refs/<name>`` holds 64 hex digits and a newline; ``logs/<name>`` holds one line per move::
+``refs/<name>`` is a symbolic link whose target (never followed) is the value and the pid
+of the process that wrote it: ``<43 base64url digits of the 32-byte id>@<pid>`` (at most 54
+bytes, stored in the inode: no data block). A regular file holding 64 hex digits and a
+newline (the earlier format) is read too. ``logs/<name>`` holds one line per move::
 
     <old hex | 64 zeros> <new hex | 64 zeros> <time_ns> <reason> <crc32 of the rest, 8 hex>
 
 The reason is ``unicode_escape``-d (never a newline). A line whose checksum fails (a torn
 append after a crash) is skipped on read, and the next append starts on a fresh line.
 
-An update (``set_if_equals``) takes ``<ref>.lock`` with ``O_CREAT|O_EXCL`` (its first bytes
-name the owner's pid), re-reads the ref, compares, writes the new value into the lock file,
-appends the reflog line and fdatasyncs it, renames the lock file over the ref and fsyncs the
-directory: two syncs. The reflog line is the commit record, written while the lock is held
-(so the log's order is the ref's order) and durable before the rename; the lock file's own
-bytes are therefore not synced: a ref file that a crash left empty is restored from the
-last reflog line. A crash between the log append and the rename leaves a logged move that
-never happened (the caller was never told it succeeded); the next update sees that the log's
-last ``new`` is not the ref's value and writes a ``reflog repair`` line first, so the chain
-``entry.old == previous.new`` holds again.
+An update (``set_if_equals``) takes the lock by creating ``<ref>.lock`` as a symlink whose
+target already is the new value (``symlink`` is atomic and fails if the name exists: that
+is the exclusive lock, and it needs no data write), re-reads the ref, compares, appends the
+reflog line and fdatasyncs it, renames the lock over the ref and fsyncs the directory: two
+syncs. The reflog line is the commit record, written while the lock is held (so the log's
+order is the ref's order) and durable before the rename: a ref that a crash left garbled is
+restored from the last reflog line. A crash between the log append and the rename leaves a
+logged move that never happened (the caller was never told it succeeded); the next update
+sees that the log's last ``new`` is not the ref's value and writes a ``reflog repair`` line
+first, so the chain ``entry.old == previous.new`` holds again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import builtins
 import contextlib
+import errno
 import os
 import random
 import re
+import stat
 import time
 import zlib
 from collections.abc import AsyncIterator
@@ -45,6 +51,8 @@ LOCK_SUFFIX = ".lock"
 TAIL_BYTES = 4096  # how much of a reflog's end is read to find its last entry
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _PID = re.compile(rb"(\d{1,10})\n")
+_TARGET = re.compile(r"([A-Za-z0-9_-]{43}|-)@(\d{1,10})")
+_NOT_DIR = (errno.ENOTDIR, errno.ELOOP)
 
 
 def _hex(oid: ObjectId | None) -> bytes:
@@ -53,6 +61,26 @@ def _hex(oid: ObjectId | None) -> bytes:
 
 def _oid(text: bytes) -> ObjectId | None:
     return None if text == ZERO_HEX else ObjectId.from_hex(text.decode("ascii"))
+
+
+def link_target(value: ObjectId | None, pid: int | None = None) -> str:
+    """The symlink target of a ref (and of its lock): value and writer pid."""
+    text = "-" if value is None else base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+    return f"{text}@{os.getpid() if pid is None else pid}"
+
+
+def parse_target(target: str) -> tuple[ObjectId | None, int] | None:
+    """(value, pid) of a ref symlink's target, or ``None`` if it is malformed."""
+    m = _TARGET.fullmatch(target)
+    if m is None:
+        return None
+    text, pid = m.group(1), int(m.group(2))
+    if text == "-":
+        return None, pid
+    raw = base64.urlsafe_b64decode(text + "=")
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != text:
+        return None  # non-canonical: the last digit carries bits beyond the 32 bytes
+    return ObjectId(raw), pid
 
 
 def format_entry(old: ObjectId | None, new: ObjectId | None, time_ns: int, reason: str) -> bytes:
@@ -128,74 +156,102 @@ class LocalRefStore(RefStore):
         return name
 
     def _dir(self, base: int, parent: str, name: str) -> int:
-        """The fd of directory ``parent`` under ``base``, created (durably) if missing."""
+        """The fd of directory ``parent`` under ``base``, created (durably) if missing.
+
+        Walked one component at a time without following symlinks: a ref (a symlink, or a
+        regular file) where a namespace directory would be is a :class:`ConflictError`.
+        """
         if not parent:
             return base
         fd = self._dirs.get((base, parent))
         if fd is not None:
             return fd
+        cur = base
         try:
-            try:
-                fd = os.open(parent, _DIR, dir_fd=base)
-            except FileNotFoundError:
-                parts = parent.split("/")
-                for i in range(len(parts)):
+            for part in parent.split("/"):
+                try:
+                    nxt = os.open(part, _DIR | os.O_NOFOLLOW, dir_fd=cur)
+                except FileNotFoundError:
                     try:
-                        os.mkdir("/".join(parts[: i + 1]), 0o755, dir_fd=base)
+                        os.mkdir(part, 0o755, dir_fd=cur)
+                        if self._fsync:
+                            os.fsync(cur)
                     except FileExistsError:
-                        continue
-                    if self._fsync:
-                        up = "/".join(parts[:i])
-                        pfd = os.open(up, _DIR, dir_fd=base) if up else base
-                        os.fsync(pfd)
-                        if pfd != base:
-                            os.close(pfd)
-                fd = os.open(parent, _DIR, dir_fd=base)
-        except NotADirectoryError as exc:
-            raise ConflictError(f"ref {name!r}: a ref exists where its namespace would be") from exc
-        self._dirs[(base, parent)] = fd
-        return fd
+                        pass  # made meanwhile by another writer
+                    nxt = os.open(part, _DIR | os.O_NOFOLLOW, dir_fd=cur)
+                if cur != base:
+                    os.close(cur)
+                cur = nxt
+        except OSError as exc:
+            if cur != base:
+                os.close(cur)
+            if exc.errno in _NOT_DIR:
+                raise ConflictError(
+                    f"ref {name!r}: a ref exists where its namespace would be"
+                ) from exc
+            raise
+        self._dirs[(base, parent)] = cur
+        return cur
 
     def _value(self, data: bytes, name: str) -> ObjectId | None:
-        """The value in a ref file's bytes; a file a crash left empty is restored from its log."""
+        """The value in a ref file's bytes (the earlier format: hex + newline)."""
         if len(data) == 65 and data[64:] == b"\n":
             try:
                 return ObjectId.from_hex(data[:64].decode("ascii"))
             except (InvalidInputError, UnicodeDecodeError):
                 pass
-        # The lock file is not fdatasync'd before the rename (see module doc): its value was
-        # made durable by the reflog line written before it, so that line is the truth.
+        return self._restore(name)
+
+    def _link_value(self, target: str, name: str) -> ObjectId | None:
+        parsed = parse_target(target)
+        if parsed is None or parsed[0] is None:
+            return self._restore(name)
+        return parsed[0]
+
+    def _restore(self, name: str) -> ObjectId | None:
+        # The ref's value was made durable by the reflog line written before the rename,
+        # so a ref that a crash (or damage) left unreadable is that line's ``new``.
         entries = self._read_log(name)
         if not entries:
             raise IntegrityError(f"ref {name!r} is malformed and has no reflog to restore it")
         return entries[-1].new
 
-    def _read(self, dfd: int, leaf: str, name: str) -> ObjectId | None:
+    def _read_at(self, dfd: int, path: str, name: str) -> ObjectId | None:
+        """The ref at ``path`` (relative to ``dfd``); ``IsADirectoryError`` for a namespace."""
         try:
-            fd = os.open(leaf, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dfd)
+            return self._link_value(os.readlink(path, dir_fd=dfd), name)
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+        # not a symlink: a ref file in the earlier format (or a namespace directory)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dfd)
+        except FileNotFoundError:
+            return None  # replaced meanwhile by a rename, then removed
         try:
             data = os.read(fd, 128)
-        except IsADirectoryError as exc:
-            raise ConflictError(f"ref {name!r} is a namespace of other refs") from exc
         finally:
             os.close(fd)
         return self._value(data, name)
 
+    def _read(self, dfd: int, leaf: str, name: str) -> ObjectId | None:
+        try:
+            return self._read_at(dfd, leaf, name)
+        except IsADirectoryError as exc:
+            raise ConflictError(f"ref {name!r} is a namespace of other refs") from exc
+
     async def get(self, name: str) -> ObjectId | None:
         self._check(name)
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=self._refs_fd)
-        except (FileNotFoundError, NotADirectoryError):
+            return self._read_at(self._refs_fd, name, name)
+        except (NotADirectoryError, IsADirectoryError):
             return None
-        try:
-            data = os.read(fd, 128)
-        except IsADirectoryError:
-            return None
-        finally:
-            os.close(fd)
-        return self._value(data, name)
+        except OSError as exc:
+            if exc.errno in _NOT_DIR:
+                return None
+            raise
 
     async def set_if_equals(
         self, name: str, old: ObjectId | None, new: ObjectId | None, reason: str = ""
@@ -208,15 +264,13 @@ class LocalRefStore(RefStore):
         parent, _, leaf = name.rpartition("/")
         dfd = self._dir(self._refs_fd, parent, name)
         lock = leaf + LOCK_SUFFIX
-        lfd = await self._lock(dfd, lock, name)
+        await self._lock(dfd, lock, name, link_target(new))
         released = False
         try:
             cur = self._read(dfd, leaf, name)
             if cur != old:
                 return False
             log_dir = self._dir(self._logs_fd, parent, name)
-            if new is not None:
-                os.pwrite(lfd, _hex(new) + b"\n", 0)
             self._append_log(log_dir, leaf, cur, new, reason)
             if new is not None:
                 os.rename(lock, leaf, src_dir_fd=dfd, dst_dir_fd=dfd)
@@ -229,7 +283,6 @@ class LocalRefStore(RefStore):
                 os.fsync(dfd)
             return True
         finally:
-            os.close(lfd)
             if not released:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(lock, dir_fd=dfd)
@@ -278,14 +331,15 @@ class LocalRefStore(RefStore):
             return (entries[-1].new if entries else None), torn
         return None, torn
 
-    async def _lock(self, dfd: int, lock: str, name: str) -> int:
+    async def _lock(self, dfd: int, lock: str, name: str, target: str) -> None:
+        """Create the lock symlink (its target: the new value and this pid), waiting while
+        another writer holds it; stale locks of dead writers are broken."""
         deadline = 0.0
         delay = 0.0002
         while True:
             try:
-                fd = os.open(
-                    lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644, dir_fd=dfd
-                )
+                os.symlink(target, lock, dir_fd=dfd)
+                return
             except FileExistsError:
                 now = time.monotonic()
                 if not deadline:
@@ -297,13 +351,23 @@ class LocalRefStore(RefStore):
                 if not self._break_stale(dfd, lock):
                     await asyncio.sleep(delay * (0.5 + random.random()))
                     delay = min(delay * 2, 0.01)
-                continue
             except NotADirectoryError as exc:
                 raise ConflictError(
                     f"ref {name!r}: a ref exists where its namespace would be"
                 ) from exc
-            os.write(fd, b"%d\n" % os.getpid())
-            return fd
+
+    def _lock_pid(self, dfd: int, lock: str, st: os.stat_result) -> int | None:
+        """The pid a lock names: in its target (a symlink) or its bytes (a lock file of the
+        earlier format); ``None`` when it names none."""
+        if stat.S_ISLNK(st.st_mode):
+            parsed = parse_target(os.readlink(lock, dir_fd=dfd))
+            return None if parsed is None else parsed[1]
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dfd)
+        try:
+            m = _PID.fullmatch(os.read(fd, 64))
+        finally:
+            os.close(fd)
+        return None if m is None else int(m.group(1))
 
     def _break_stale(self, dfd: int, lock: str) -> bool:
         """Remove ``lock`` if it is old and its owner is gone; ``True`` to retry at once."""
@@ -311,15 +375,11 @@ class LocalRefStore(RefStore):
             st = os.stat(lock, dir_fd=dfd, follow_symlinks=False)
             if time.time() - st.st_mtime < self._stale:
                 return False
-            fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dfd)
-            try:
-                m = _PID.fullmatch(os.read(fd, 64))
-            finally:
-                os.close(fd)
+            pid = self._lock_pid(dfd, lock, st)
         except FileNotFoundError:
             return True
         age = time.time() - st.st_mtime
-        if m is not None and _pid_alive(int(m.group(1))) and age < self._stale * 10:
+        if pid is not None and _pid_alive(pid) and age < self._stale * 10:
             # Alive -- or the pid was reused (a restarted container): a lock is held for
             # milliseconds, so one ten times older than "stale" is broken regardless.
             return False
@@ -389,12 +449,19 @@ class LocalRefStore(RefStore):
             self._check(base)
         except InvalidInputError:
             base = ""
-        top = self.root / "refs" / base if base else self.root / "refs"
         found: builtins.list[tuple[str, ObjectId]] = []
-        for dirpath, _dirs, files in os.walk(top):
-            rel = os.path.relpath(dirpath, self.root / "refs")
-            for f in files:
-                name = f if rel == "." else f"{rel}/{f}"
+        stack = [base]
+        while stack:  # a walk that never follows a symlink (refs are symlinks)
+            rel = stack.pop()
+            try:
+                entries = builtins.list(os.scandir(self.root / "refs" / rel))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                name = f"{rel}/{entry.name}" if rel else entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(name)
+                    continue
                 if not name.startswith(prefix):
                     continue
                 try:

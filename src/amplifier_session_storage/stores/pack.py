@@ -36,10 +36,14 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from blake3 import blake3
 
 from ..core.ids import ID_BYTES, ObjectId
+
+if TYPE_CHECKING:
+    from .segpack import SegmentIndex
 
 __all__ = [
     "IdFilter",
@@ -58,6 +62,7 @@ __all__ = [
 PACK_MAGIC = b"ASPK"
 IDX_MAGIC = b"ASIX"
 VERSION = 1
+SEG_VERSION = 2  # a segment pack (stores.segpack)
 PACK_HEADER = struct.Struct("<4sI")
 RECORD_HEAD = struct.Struct("<32sI")
 IDX_HEADER = struct.Struct("<4sIQQ")
@@ -236,6 +241,13 @@ class PackWriter:
         self._parts = []
         self._flushed = self._pos
 
+    def sync(self) -> None:
+        """Write out and fdatasync what was added so far (so that :meth:`finish` has little
+        left to sync: ``repack`` calls it before taking the journals' locks)."""
+        self._flush()
+        if self._fsync:
+            datasync(self._fd)
+
     def finish(self) -> PackInfo:
         """Write trailer and idx; fsync pack, idx and directory (the idx rename commits)."""
         try:
@@ -307,6 +319,7 @@ class PackReader:
         "_len_at",
         "_n",
         "_off_at",
+        "_seg",
         "deleted",
         "dir_fd",
         "has_del",
@@ -326,10 +339,16 @@ class PackReader:
         self._n = 0
         self._off_at = 0
         self._len_at = 0
+        self._seg: SegmentIndex | None = None
 
     @property
     def loaded(self) -> bool:
         return self._idx is not None
+
+    @property
+    def segmented(self) -> bool:
+        """A version-2 (segment) pack, once loaded: see ``stores.segpack``."""
+        return self._seg is not None
 
     def load(self) -> bool:
         """Map the idx and open the pack; ``False`` if the pack is unusable (see class doc)."""
@@ -346,12 +365,19 @@ class PackReader:
         finally:
             os.close(fd)
         magic, version, n, _pack_size = IDX_HEADER.unpack_from(idx, 0)
-        ok = (
-            magic == IDX_MAGIC
-            and version == VERSION
-            and size == IDS_AT + n * (ID_BYTES + 12) + 2 * CHECKSUM
-            and idx[size - 2 * CHECKSUM : size - CHECKSUM].hex() == self.name
-        )
+        seg: SegmentIndex | None = None
+        if magic == IDX_MAGIC and version == SEG_VERSION:
+            from .segpack import SegmentIndex  # segpack builds on this module
+
+            seg = SegmentIndex.open(self.name, idx, size, n)
+            ok = seg is not None
+        else:
+            ok = (
+                magic == IDX_MAGIC
+                and version == VERSION
+                and size == IDS_AT + n * (ID_BYTES + 12) + 2 * CHECKSUM
+            )
+        ok = ok and idx[size - 2 * CHECKSUM : size - CHECKSUM].hex() == self.name
         if ok and not self.verified:
             ok = blake3(memoryview(idx)[: size - CHECKSUM]).digest() == idx[size - CHECKSUM :]
         if not ok:
@@ -364,6 +390,7 @@ class PackReader:
             return False
         self.verified = True
         self._idx = idx
+        self._seg = seg
         self._n = n
         self._fan = FANOUT.unpack_from(idx, IDX_HEADER.size)
         self._off_at = IDS_AT + n * ID_BYTES
@@ -384,6 +411,7 @@ class PackReader:
         return {raw[i : i + ID_BYTES] for i in range(0, len(raw) - ID_BYTES + 1, ID_BYTES)}
 
     def close(self) -> None:
+        self._seg = None
         if self._idx is not None:
             self._idx.close()
             self._idx = None
@@ -413,9 +441,12 @@ class PackReader:
         return -1
 
     def read(self, pos: int) -> bytes:
-        """The frame at idx position ``pos`` (short if the pack file was truncated)."""
+        """The frame at idx position ``pos`` (short if the pack file was truncated; in a
+        segment pack: a raw frame, or ``b""`` if its segment is damaged)."""
         idx = self._idx
         assert idx is not None
+        if self._seg is not None:
+            return self._seg.read(self._fd, pos)
         (off,) = OFFSET.unpack_from(idx, self._off_at + pos * 8)
         (length,) = LENGTH.unpack_from(idx, self._len_at + pos * 4)
         return os.pread(self._fd, length, off)
@@ -426,9 +457,13 @@ class PackReader:
         return self._idx[IDS_AT : IDS_AT + self._n * ID_BYTES]
 
     def locate(self, pos: int) -> tuple[int, int]:
-        """(offset, length) of the frame at idx position ``pos`` (test hooks)."""
+        """(offset, length) of the frame at idx position ``pos`` (test hooks); in a segment
+        pack, of the compressed segment holding it."""
         idx = self._idx
         assert idx is not None
+        if self._seg is not None:
+            off, stored, _ = self._seg.segment_extent(self._seg.location(pos)[0])
+            return off, stored
         return OFFSET.unpack_from(idx, self._off_at + pos * 8)[0], LENGTH.unpack_from(
             idx, self._len_at + pos * 4
         )[0]
@@ -443,6 +478,21 @@ class PackReader:
             oid = idx[at : at + ID_BYTES]
             if not deleted or oid not in deleted:
                 yield pos, oid
+
+    def ids_in_pack_order(self) -> list[tuple[int, bytes]]:
+        """(position, id) of every live object in the order they sit in the pack (the order
+        they were written; a segment pack: segment by segment), so a full copy reads the
+        pack sequentially and a segment is decompressed once."""
+        idx = self._idx
+        assert idx is not None
+        live = list(self.ids())
+        seg = self._seg
+        if seg is not None:
+            live.sort(key=lambda e: seg.location(e[0])[:2])
+        else:
+            off_at = self._off_at
+            live.sort(key=lambda e: OFFSET.unpack_from(idx, off_at + e[0] * 8)[0])
+        return live
 
     def mark_deleted(self, oid: bytes, *, fsync: bool) -> None:
         """Append ``oid`` to this pack's deletion records (durable when ``fsync``)."""

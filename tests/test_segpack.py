@@ -1,0 +1,304 @@
+"""Segment packs (stores.segpack): written by repack, read one segment at a time."""
+
+from __future__ import annotations
+
+import os
+import random
+import struct
+from pathlib import Path
+
+import pytest
+from blake3 import blake3
+
+from amplifier_session_storage.core.codec import frame, pack, unframe
+from amplifier_session_storage.core.ids import ObjectId
+from amplifier_session_storage.errors import CorruptObjectError, IntegrityError
+from amplifier_session_storage.stores import segpack
+from amplifier_session_storage.stores.local import LocalObjectStore
+from amplifier_session_storage.stores.pack import IDS_AT, PackReader
+from amplifier_session_storage.stores.segpack import (
+    COUNT,
+    LOCATION,
+    SEGMENT,
+    SegmentPackWriter,
+    build_seg_idx,
+)
+
+WORDS = [b"alpha", b"beta", b"gamma", b"delta", b"tool", b"result", b"message", b"{json}"]
+
+
+def canonical(i: int, size: int = 900, kind: str = "b") -> bytes:
+    rng = random.Random(i)
+    text = b" ".join(rng.choice(WORDS) for _ in range(size // 6))[:size]
+    return pack([kind, 1, i, text])
+
+
+def objects(n: int, **kw: int) -> list[tuple[ObjectId, bytes, bytes]]:
+    """(id, stored frame, canonical) for ``n`` compressible objects, blocks and chunks."""
+    out = []
+    for i in range(n):
+        c = canonical(i, kind="c" if i % 3 == 0 else "b", **kw)
+        out.append((ObjectId.of(c), frame(c), c))
+    return out
+
+
+def pack_files(root: Path) -> list[Path]:
+    return sorted((root / "objects" / "pack").iterdir())
+
+
+def reader_of(store: LocalObjectStore) -> PackReader:
+    [p] = store._all_packs()
+    assert store._ready(p)
+    return p
+
+
+async def filled(root: Path, n: int = 300, **repack: int) -> tuple[LocalObjectStore, list]:
+    store = LocalObjectStore(root, fsync=False)
+    objs = objects(n)
+    for i in range(0, n, 50):  # several packs, the journal and a loose object
+        await store.put_many([(o, f) for o, f, _ in objs[i : i + 40]])
+        for o, f, _ in objs[i + 40 : i + 50]:
+            await store.put(o, f)
+    assert await store.repack(**repack) == n
+    return store, objs
+
+
+async def test_roundtrip_and_layout(tmp_path: Path) -> None:
+    store, objs = await filled(tmp_path, segment_bytes=8192)
+    files = pack_files(tmp_path)
+    assert [f.suffix for f in files] == [".idx", ".pack"]
+    data = files[1].read_bytes()
+    assert data[:8] == b"ASPK" + struct.pack("<I", 2)
+    assert blake3(data[:-32]).hexdigest() == files[1].name[5:-5]
+    idx = files[0].read_bytes()
+    assert idx[:8] == b"ASIX" + struct.pack("<I", 2)
+    (nseg,) = COUNT.unpack_from(idx, len(idx) - 72)
+    assert len(idx) == IDS_AT + len(objs) * (32 + LOCATION.size) + nseg * SEGMENT.size + 72
+    assert nseg > 10  # ~270 KB of canonical bytes in 8 KiB segments
+    assert len(data) < sum(len(c) for _, _, c in objs) / 5  # compressed together
+    reader = reader_of(store)
+    assert reader.segmented
+    kinds = set()
+    for pos, _ in reader.ids():  # every segment holds one kind only (grouped)
+        seg, off, _length, verbatim = reader._seg.location(pos)  # type: ignore[union-attr]
+        raw = reader._seg.segment(reader._fd, seg)  # type: ignore[union-attr]
+        assert raw is not None and not verbatim
+        kinds.add((seg, raw[off + 2 : off + 3]))
+    assert len({s for s, _ in kinds}) == len(kinds) == nseg
+    for oid, _, c in reversed(objs):
+        got = await store.get(oid)
+        assert got is not None and unframe(oid, got) == c
+        assert got == frame(c, compress=False)
+        assert await store.has(oid)
+    assert {o async for o in store.list()} == {o for o, _, _ in objs}
+    await store.close()
+    fresh = LocalObjectStore(tmp_path)
+    for oid, _, c in objs[::7]:
+        assert unframe(oid, await fresh.get(oid) or b"") == c
+    await fresh.close()
+
+
+async def test_large_and_incompressible_objects(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path, fsync=False)
+    big = pack(["c", 1, os.urandom(300_000)])  # larger than a segment: a segment of its own
+    small = objects(20)
+    items = [(ObjectId.of(big), frame(big))] + [(o, f) for o, f, _ in small]
+    await store.put_many(items)
+    assert await store.repack(segment_bytes=4096) == 21
+    assert unframe(ObjectId.of(big), await store.get(ObjectId.of(big)) or b"") == big
+    for oid, _, c in small:
+        assert unframe(oid, await store.get(oid) or b"") == c
+    await store.close()
+
+
+async def test_delete_keep_and_format_changes(tmp_path: Path) -> None:
+    store, objs = await filled(tmp_path, n=100)
+    gone = objs[5][0]
+    assert await store.delete(gone)
+    assert await store.get(gone) is None and not await store.has(gone)
+    assert any(f.suffix == ".del" for f in pack_files(tmp_path))
+    assert await store.repack() == 99  # drops it and the .del
+    assert [f.suffix for f in pack_files(tmp_path)] == [".idx", ".pack"]
+    name = pack_files(tmp_path)[0].name
+    assert await store.repack() == 99  # one segment pack: nothing to do
+    assert pack_files(tmp_path)[0].name == name
+    assert await store.repack(segmented=False) == 99  # back to a pack of frames
+    assert not reader_of(store).segmented
+    keep = {o for o, _, _ in objs[:30]}
+    assert await store.repack(keep) == 29
+    assert reader_of(store).segmented
+    assert {o async for o in store.list()} == keep - {gone}
+    await store.put(gone, objs[5][1])  # stored again: live
+    assert unframe(gone, await store.get(gone) or b"") == objs[5][2]
+    await store.close()
+
+
+async def test_threads_write_the_same_pack(tmp_path: Path) -> None:
+    names = []
+    for threads in (1, 3):
+        store, _ = await filled(tmp_path / str(threads), n=200, segment_bytes=4096, threads=threads)
+        names.append(pack_files(tmp_path / str(threads))[1].name)
+        await store.close()
+    assert names[0] == names[1]
+
+
+def _segment_of(reader: PackReader, oid: bytes) -> int:
+    return reader._seg.location(reader.find(oid))[0]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+async def test_damaged_segment_fails_only_its_objects(tmp_path: Path, damage: str) -> None:
+    store, objs = await filled(tmp_path, segment_bytes=8192)
+    reader = reader_of(store)
+    victim = objs[150][0]
+    seg = _segment_of(reader, victim)
+    off, stored, _ = reader._seg.segment_extent(seg)  # type: ignore[union-attr]
+    await store.close()
+    path = pack_files(tmp_path)[1]
+    os.chmod(path, 0o644)
+    if damage == "flip":
+        with open(path, "r+b") as f:
+            f.seek(off + stored // 2)
+            byte = f.read(1)
+            f.seek(off + stored // 2)
+            f.write(bytes([byte[0] ^ 0x01]))
+    else:
+        os.truncate(path, off + stored // 2)
+    store = LocalObjectStore(tmp_path)
+    reader = reader_of(store)
+    bad = good = 0
+    for oid, _, c in objs:
+        got = await store.get(oid)
+        assert got is not None
+        s = _segment_of(reader, oid)
+        if s == seg or (damage == "truncate" and reader._seg.segment_extent(s)[0] > off):  # type: ignore[union-attr]
+            with pytest.raises(CorruptObjectError):
+                unframe(oid, got)
+            bad += 1
+        else:
+            assert unframe(oid, got) == c
+            good += 1
+    assert bad >= 1 and good >= 1
+    assert len({o async for o in store.list()}) == len(objs)
+    await store.close()
+
+
+async def test_damaged_frame_stays_detectable_through_repack(tmp_path: Path) -> None:
+    store = LocalObjectStore(tmp_path, fsync=False, journal=False)
+    objs = objects(10)
+    await store.put_many([(o, f) for o, f, _ in objs])
+    victim, header = objs[3][0], objs[4][0]
+    store.raw_corrupt(victim, 30)  # the body: unframes, the id does not match
+    store.raw_corrupt(header, 0)  # the header: does not unframe, kept verbatim
+    assert await store.repack() == 10
+    assert reader_of(store).segmented
+    with pytest.raises(IntegrityError):
+        unframe(victim, await store.get(victim) or b"")
+    with pytest.raises(CorruptObjectError):
+        unframe(header, await store.get(header) or b"")
+    for oid, _, c in objs[:3] + objs[5:]:
+        assert unframe(oid, await store.get(oid) or b"") == c
+    assert await store.repack(segmented=False) == 10  # and back: still detected
+    with pytest.raises(CorruptObjectError):
+        unframe(header, await store.get(header) or b"")
+    await store.close()
+
+
+async def test_hostile_segment_table_is_refused(tmp_path: Path) -> None:
+    """An idx with a valid checksum whose segment claims 4 GiB reads as damaged, without
+    allocating; an idx with a wrong segment count is refused as a whole."""
+    store, objs = await filled(tmp_path, n=50)
+    await store.close()
+    idx_path, pack_path = pack_files(tmp_path)
+    idx = idx_path.read_bytes()
+    n = len(objs)
+    seg_at = IDS_AT + n * (32 + LOCATION.size)
+    (nseg,) = COUNT.unpack_from(idx, len(idx) - 72)
+    entries = []
+    for i in range(n):
+        oid = idx[IDS_AT + 32 * i : IDS_AT + 32 * (i + 1)]
+        entries.append((oid, *LOCATION.unpack_from(idx, IDS_AT + 32 * n + 12 * i)))
+    segs = [SEGMENT.unpack_from(idx, seg_at + 16 * s) for s in range(nseg)]
+    checksum = idx[-64:-32]
+    os.chmod(idx_path, 0o644)
+    for s in range(nseg):
+        segs[s] = (segs[s][0], segs[s][1], 0xFFFF_FFFF)
+    idx_path.write_bytes(build_seg_idx(entries, segs, pack_path.stat().st_size, checksum))
+    store = LocalObjectStore(tmp_path)
+    for oid, _, _ in objs:
+        assert await store.get(oid) == b""
+    await store.close()
+    bad = bytearray(idx)
+    struct.pack_into("<Q", bad, len(bad) - 72, nseg + 1)
+    bad[-32:] = blake3(bytes(bad[:-32])).digest()
+    idx_path.write_bytes(bytes(bad))
+    store = LocalObjectStore(tmp_path)
+    assert await store.get(objs[0][0]) is None  # the idx is refused: pack unreadable
+    await store.close()
+
+
+async def test_crash_during_repack_loses_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalObjectStore(tmp_path, fsync=False)
+    objs = objects(120)
+    await store.put_many([(o, f) for o, f, _ in objs[:100]])
+    for o, f, _ in objs[100:]:
+        await store.put(o, f)
+    before = {p.name for p in pack_files(tmp_path)}
+
+    def crash(*args: object) -> bytes:
+        raise OSError("killed")
+
+    monkeypatch.setattr(segpack, "build_seg_idx", crash)  # pack renamed in, no idx yet
+    with pytest.raises(OSError, match="killed"):
+        await store.repack()
+    monkeypatch.undo()
+    await store.close()
+    store = LocalObjectStore(tmp_path)
+    for oid, _, c in objs:
+        assert unframe(oid, await store.get(oid) or b"") == c
+    assert await store.cleanup_incomplete(min_age=0) == 1  # the uncommitted pack
+    assert {p.name for p in pack_files(tmp_path)} == before
+    assert await store.repack() == 120
+    await store.close()
+
+
+def test_writer_limits(tmp_path: Path) -> None:
+    dfd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        with pytest.raises(ValueError):
+            SegmentPackWriter(dfd, segment_bytes=0)
+        with pytest.raises(ValueError):
+            SegmentPackWriter(dfd, level=99)
+        w = SegmentPackWriter(dfd, fsync=False)
+        w.add(ObjectId.of(b"x"), frame(b"x"))
+        w.abort()
+        assert os.listdir(tmp_path) == []
+    finally:
+        os.close(dfd)
+
+
+async def test_repack_reads_in_pack_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copying a segment pack decompresses each segment once; objects keep their order."""
+    store, objs = await filled(tmp_path, n=200, segment_bytes=4096)
+    nseg = reader_of(store)._seg.segments  # type: ignore[union-attr]
+    before = [oid for _, oid in reader_of(store).ids_in_pack_order()]
+    # the first put_many wrote one pack in order: its blocks keep that order (one group)
+    first = [o for o, _, c in objs[:40] if c[2:3] == b"b"]
+    assert [o for o in before if o in set(first)] == first
+    loads = []
+    real = segpack.SegmentIndex._load
+
+    def counting(self: segpack.SegmentIndex, fd: int, seg: int) -> bytes | None:
+        loads.append(seg)
+        return real(self, fd, seg)
+
+    monkeypatch.setattr(segpack.SegmentIndex, "_load", counting)
+    every = {o for o, _, _ in objs}
+    assert await store.repack(every, segment_bytes=4096, level=3) == 200
+    assert sorted(loads) == list(range(nseg))
+    after = [oid for _, oid in reader_of(store).ids_in_pack_order()]
+    blocks = {o for o, _, c in objs if c[2:3] == b"b"}
+    assert [o for o in after if o in blocks] == [o for o in before if o in blocks]  # kept
+    await store.close()
