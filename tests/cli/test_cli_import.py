@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from cli_support import run_sessctl
 
 GEN = Path(__file__).resolve().parents[2] / "scripts" / "generate_sessions.py"

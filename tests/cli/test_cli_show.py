@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from blake3 import blake3
-
 from cli_support import Run, assert_one_line_error
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from cli_support import Run, assert_one_line_error, run_sessctl
+
 from amplifier_session_storage import BlockType
 from amplifier_session_storage.core.objects import Block
 from amplifier_session_storage.repository.local import open_local
-from cli_support import Run, assert_one_line_error, run_sessctl
 
 
 def test_init_creates_then_reuses(tmp_path: Path) -> None:
