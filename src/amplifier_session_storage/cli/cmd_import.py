@@ -18,8 +18,9 @@ def _human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def _run_import(env: Env, path: Path, project: str | None, rescan: bool, verify: bool,
-                compact: bool, what: str) -> None:
+def _run_import(
+    env: Env, path: Path, project: str | None, rescan: bool, verify: bool, compact: bool, what: str
+) -> None:
     import asyncio
 
     from ..compat.amplifier.archive import import_tree
@@ -27,12 +28,22 @@ def _run_import(env: Env, path: Path, project: str | None, rescan: bool, verify:
 
     init_local(env.repo_path)
     with env.out.progress(f"{what} sessions") as bar:
+
         def tick(index: int, total: int, session_id: str) -> None:
             bar.update(completed=index, total=total, description=f"{what} {session_id[:24]}")
 
-        summary = asyncio.run(import_tree(
-            env.repo_path, path, user_id=_user_id() or "local", project_filter=project,
-            skip_if_exists=not rescan, verify=verify, compact=compact, on_progress=tick))
+        summary = asyncio.run(
+            import_tree(
+                env.repo_path,
+                path,
+                user_id=_user_id() or "local",
+                project_filter=project,
+                skip_if_exists=not rescan,
+                verify=verify,
+                compact=compact,
+                on_progress=tick,
+            )
+        )
     if env.json:
         env.out.json(summary.to_json())
     else:
@@ -45,10 +56,13 @@ def _run_import(env: Env, path: Path, project: str | None, rescan: bool, verify:
             f"{summary.skipped} unchanged, {summary.failed} failed; "
             f"{_human(summary.bytes_in)} in, {_human(summary.stored_added)} stored "
             f"({summary.ratio:.1f}x smaller)"
-            + (f"; {summary.verified} verified byte-identical" if verify else ""))
+            + (f"; {summary.verified} verified byte-identical" if verify else "")
+        )
     if summary.mismatches:
-        raise IntegrityError(f"export differs from the source for {len(summary.mismatches)} "
-                             f"session(s): {', '.join(summary.mismatches[:5])}")
+        raise IntegrityError(
+            f"export differs from the source for {len(summary.mismatches)} "
+            f"session(s): {', '.join(summary.mismatches[:5])}"
+        )
     if summary.failed and not summary.completed and not summary.skipped:
         raise StorageError(f"all {summary.failed} session(s) failed to import")
 
@@ -77,22 +91,32 @@ def import_cmd(env: Env, path: Path, project: str | None, rescan: bool) -> None:
 def archive_cmd(env: Env, path: Path, project: str | None, no_verify: bool) -> None:
     """Archive the sessions under PATH: import them, export each again and compare it
     byte for byte with its source, then repack the store. The source is never modified."""
-    _run_import(env, path, project, rescan=True, verify=not no_verify, compact=True,
-                what="archiving")
+    _run_import(
+        env, path, project, rescan=True, verify=not no_verify, compact=True, what="archiving"
+    )
 
 
 @click.command("export", short_help="Write sessions back in Amplifier's layout.")
 @click.argument("sessions", nargs=-1, shell_complete=complete_session)
-@click.option("--to", "dest", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Destination folder (one subfolder per session, or the Amplifier layout "
-                   "with --all).")
-@click.option("--all", "all_", is_flag=True, help="Export every session under DEST in the "
-              "projects/<slug>/sessions/<id>/ layout.")
+@click.option(
+    "--to",
+    "dest",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Destination folder (one subfolder per session, or the Amplifier layout with --all).",
+)
+@click.option(
+    "--all",
+    "all_",
+    is_flag=True,
+    help="Export every session under DEST in the projects/<slug>/sessions/<id>/ layout.",
+)
 @click.option("--project", help="With --all: only this project.")
 @data_options
 @pass_env
-def export_cmd(env: Env, sessions: tuple[str, ...], dest: Path, all_: bool,
-               project: str | None) -> None:
+def export_cmd(
+    env: Env, sessions: tuple[str, ...], dest: Path, all_: bool, project: str | None
+) -> None:
     """Write SESSIONS (or --all) as transcript.jsonl, events.jsonl and metadata.json,
     byte-identical to what was imported."""
     from ..compat.amplifier.exporter import export_all, export_session
@@ -109,12 +133,21 @@ def export_cmd(env: Env, sessions: tuple[str, ...], dest: Path, all_: bool,
 
     results = env.run(go)
     if env.json:
-        env.out.json([{"session_id": r.session_id, "path": str(r.path), "files": r.files,
-                       "messages": r.messages, "events": r.events} for r in results])
+        env.out.json(
+            [
+                {
+                    "session_id": r.session_id,
+                    "path": str(r.path),
+                    "files": r.files,
+                    "messages": r.messages,
+                    "events": r.events,
+                }
+                for r in results
+            ]
+        )
     else:
         for r in results:
-            env.out.line(f"{r.session_id} -> {r.path} ({r.messages} messages, "
-                         f"{r.events} events)")
+            env.out.line(f"{r.session_id} -> {r.path} ({r.messages} messages, {r.events} events)")
 
 
 def register(group: click.Group) -> None:

@@ -52,8 +52,19 @@ SUMMARY_TYPES = {
     BlockType.FORK,
     BlockType.SESSION_DELETED,
 }
-CATALOG_KEYS = ("project_slug", "name", "description", "visibility", "org_id", "team_ids",
-                "parent_session_id", "parent_id", "tags", "bundle", "model")
+CATALOG_KEYS = (
+    "project_slug",
+    "name",
+    "description",
+    "visibility",
+    "org_id",
+    "team_ids",
+    "parent_session_id",
+    "parent_id",
+    "tags",
+    "bundle",
+    "model",
+)
 
 
 class Repository:
@@ -139,8 +150,9 @@ class Repository:
         """The bytes of a blob stored as chunk objects (see ``core.objects.encode_blob``)."""
         return b"".join([decode_chunk(await self.read_object(c)) for c in chunk_ids])
 
-    async def store_blocks(self, blocks: Sequence[Block],
-                           extra: Sequence[tuple[ObjectId, bytes]] = ()) -> None:
+    async def store_blocks(
+        self, blocks: Sequence[Block], extra: Sequence[tuple[ObjectId, bytes]] = ()
+    ) -> None:
         """Store blocks, their chunks and ``extra`` objects (canonical bytes, e.g. blob
         chunks named in the blocks' links): one put for a single object, one batch otherwise.
         """
@@ -187,8 +199,9 @@ class Repository:
     async def session_ids(self) -> list[str]:
         return [name[len("sessions/") :] async for name, _ in self.refs.list("sessions/")]
 
-    async def _move(self, session_id: str, old: ObjectId | None, new: ObjectId | None,
-                    reason: str) -> bool:
+    async def _move(
+        self, session_id: str, old: ObjectId | None, new: ObjectId | None, reason: str
+    ) -> bool:
         ok = await self.refs.set_if_equals(session_ref(session_id), old, new, reason)
         if ok:
             if new is None:
@@ -200,44 +213,80 @@ class Repository:
         return ok
 
     # ------------------------------------------------------------------ building blocks
-    def _new_block(self, block_type: BlockType, session_id: str, parents: Sequence[ObjectId],
-                   sequence: int, data: Any, timestamp_ns: int | None = None,
-                   user_id: str | None = None, device_id: str | None = None,
-                   links: Sequence[ObjectId] = ()) -> Block:
-        return Block(block_type, session_id, parents, sequence,
-                     time.time_ns() if timestamp_ns is None else timestamp_ns,
-                     self.device_id if device_id is None else device_id,
-                     self.user_id if user_id is None else user_id, data, links)
+    def _new_block(
+        self,
+        block_type: BlockType,
+        session_id: str,
+        parents: Sequence[ObjectId],
+        sequence: int,
+        data: Any,
+        timestamp_ns: int | None = None,
+        user_id: str | None = None,
+        device_id: str | None = None,
+        links: Sequence[ObjectId] = (),
+    ) -> Block:
+        return Block(
+            block_type,
+            session_id,
+            parents,
+            sequence,
+            time.time_ns() if timestamp_ns is None else timestamp_ns,
+            self.device_id if device_id is None else device_id,
+            self.user_id if user_id is None else user_id,
+            data,
+            links,
+        )
 
     async def _sequence_of(self, oid: ObjectId | None) -> int:
         if oid is None:
             return 0
         return (await self.get_block(oid, resolve=False)).sequence
 
-    async def create_session(self, session_id: str, metadata: dict[str, Any] | None = None,
-                             *, timestamp_ns: int | None = None) -> Block:
+    async def create_session(
+        self,
+        session_id: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        timestamp_ns: int | None = None,
+    ) -> Block:
         """Write a SESSION_CREATED block as the session's first block (ConflictError if taken)."""
         validate_session_id(session_id)
-        block = self._new_block(BlockType.SESSION_CREATED, session_id, (), 1,
-                                dict(metadata or {}), timestamp_ns)
+        block = self._new_block(
+            BlockType.SESSION_CREATED, session_id, (), 1, dict(metadata or {}), timestamp_ns
+        )
         await self.store_blocks([block])
         if not await self._move(session_id, None, block.id, "create"):
             raise ConflictError(f"session {session_id!r} already exists")
         await self._update_catalog(session_id, [block])
         return block
 
-    async def append(self, session_id: str, block_type: BlockType | str, data: Any, *,
-                     timestamp_ns: int | None = None, expected_head: Any = ANY,
-                     max_retries: int = 64) -> Block:
+    async def append(
+        self,
+        session_id: str,
+        block_type: BlockType | str,
+        data: Any,
+        *,
+        timestamp_ns: int | None = None,
+        expected_head: Any = ANY,
+        max_retries: int = 64,
+    ) -> Block:
         """Append one block on the session's head (compare-and-swap; see class docs)."""
-        return (await self.append_many(session_id, [(BlockType(block_type), data, timestamp_ns)],
-                                       expected_head=expected_head, max_retries=max_retries))[0]
+        return (
+            await self.append_many(
+                session_id,
+                [(BlockType(block_type), data, timestamp_ns)],
+                expected_head=expected_head,
+                max_retries=max_retries,
+            )
+        )[0]
 
     async def append_many(
         self,
         session_id: str,
-        entries: Sequence[tuple[BlockType, Any, int | None]
-                          | tuple[BlockType, Any, int | None, Sequence[ObjectId]]],
+        entries: Sequence[
+            tuple[BlockType, Any, int | None]
+            | tuple[BlockType, Any, int | None, Sequence[ObjectId]]
+        ],
         *,
         expected_head: Any = ANY,
         max_retries: int = 64,
@@ -257,8 +306,9 @@ class Repository:
             if head is None:
                 head = await self.head(session_id)
             if expected_head is not ANY and head != expected_head:
-                raise ConflictError(f"session {session_id!r} moved: head is "
-                                    f"{head.hex() if head else None}")
+                raise ConflictError(
+                    f"session {session_id!r} moved: head is {head.hex() if head else None}"
+                )
             if head is None:
                 raise SessionNotFoundError(session_id)
             seq = await self._sequence_of(head)
@@ -266,10 +316,11 @@ class Repository:
             blocks = []
             for entry in entries:
                 block_type, data, ts = entry[0], entry[1], entry[2]
-                links = entry[3] if len(entry) > 3 else ()  # type: ignore[misc]
+                links = entry[3] if len(entry) > 3 else ()
                 seq += 1
-                b = self._new_block(BlockType(block_type), session_id, [parent], seq, data, ts,
-                                    links=links)
+                b = self._new_block(
+                    BlockType(block_type), session_id, [parent], seq, data, ts, links=links
+                )
                 blocks.append(b)
                 parent = b.id
             await self.store_blocks(blocks, extra if attempt == 0 else ())
@@ -294,7 +345,8 @@ class Repository:
         for b in blocks:
             if b.session_id != session_id:
                 raise InvalidInputError(
-                    f"block for session {b.session_id!r} committed to {session_id!r}")
+                    f"block for session {b.session_id!r} committed to {session_id!r}"
+                )
         for _ in range(64):
             head = await self.head(session_id)
             chain = list(blocks)
@@ -318,8 +370,9 @@ class Repository:
             expected = b.id
         return True
 
-    async def _rebase(self, session_id: str, head: ObjectId | None,
-                      chain: Sequence[Block]) -> list[Block]:
+    async def _rebase(
+        self, session_id: str, head: ObjectId | None, chain: Sequence[Block]
+    ) -> list[Block]:
         out: list[Block] = []
         parent = head
         seq = await self._sequence_of(head)
@@ -354,28 +407,44 @@ class Repository:
         raise NotFoundError(f"no block at sequence {target_seq} on the session's chain")
 
     # ------------------------------------------------------------------ fork / rewind / merge
-    async def fork(self, source_session_id: str, new_session_id: str, *,
-                   at: ObjectId | None = None, metadata: dict[str, Any] | None = None,
-                   timestamp_ns: int | None = None) -> Block:
+    async def fork(
+        self,
+        source_session_id: str,
+        new_session_id: str,
+        *,
+        at: ObjectId | None = None,
+        metadata: dict[str, Any] | None = None,
+        timestamp_ns: int | None = None,
+    ) -> Block:
         """A new session whose FORK block has ``at`` (default: the source head) as parent. O(1)."""
         validate_session_id(new_session_id)
         source_head = await self.require_head(source_session_id)
         at = source_head if at is None else ObjectId(at)
         target = await self.get_block(at, resolve=False)
         if at != source_head and not await self.is_ancestor(at, source_head):
-            raise InvalidInputError(f"block {at.hex()[:12]} is not in session {source_session_id!r}")
+            raise InvalidInputError(
+                f"block {at.hex()[:12]} is not in session {source_session_id!r}"
+            )
         data = {"source_session_id": source_session_id, "metadata": dict(metadata or {})}
-        block = self._new_block(BlockType.FORK, new_session_id, [at], target.sequence + 1, data,
-                                timestamp_ns)
+        block = self._new_block(
+            BlockType.FORK, new_session_id, [at], target.sequence + 1, data, timestamp_ns
+        )
         await self.store_blocks([block])
-        if not await self._move(new_session_id, None, block.id,
-                                f"fork {source_session_id}@{target.sequence}"):
+        if not await self._move(
+            new_session_id, None, block.id, f"fork {source_session_id}@{target.sequence}"
+        ):
             raise ConflictError(f"session {new_session_id!r} already exists")
         await self._update_catalog(new_session_id, [block])
         return block
 
-    async def rewind(self, session_id: str, target: ObjectId, reason: str | None = None, *,
-                     timestamp_ns: int | None = None) -> Block:
+    async def rewind(
+        self,
+        session_id: str,
+        target: ObjectId,
+        reason: str | None = None,
+        *,
+        timestamp_ns: int | None = None,
+    ) -> Block:
         """Move the session back to ``target`` with a REWIND block that keeps the old head.
 
         The REWIND's parents are ``[target, abandoned_head]``: the abandoned blocks stay
@@ -386,19 +455,36 @@ class Repository:
             head = await self.require_head(session_id)
             if target != head and not await self.is_ancestor(target, head, first_parent=True):
                 raise InvalidInputError(
-                    f"block {target.hex()[:12]} is not on session {session_id!r}'s history")
+                    f"block {target.hex()[:12]} is not on session {session_id!r}'s history"
+                )
             tblock = await self.get_block(target, resolve=False)
-            data = {"target": target.hex(), "target_sequence": tblock.sequence,
-                    "abandoned_head": head.hex(), "reason": reason}
-            block = self._new_block(BlockType.REWIND, session_id, [target, head],
-                                    tblock.sequence + 1, data, timestamp_ns)
+            data = {
+                "target": target.hex(),
+                "target_sequence": tblock.sequence,
+                "abandoned_head": head.hex(),
+                "reason": reason,
+            }
+            block = self._new_block(
+                BlockType.REWIND,
+                session_id,
+                [target, head],
+                tblock.sequence + 1,
+                data,
+                timestamp_ns,
+            )
             await self.store_blocks([block])
             if await self._move(session_id, head, block.id, f"rewind to {tblock.sequence}"):
                 return block
         raise ConflictError(f"session {session_id!r}: gave up after repeated lost races")
 
-    async def merge(self, session_id: str, other: ObjectId, reason: str | None = None, *,
-                    timestamp_ns: int | None = None) -> Block | None:
+    async def merge(
+        self,
+        session_id: str,
+        other: ObjectId,
+        reason: str | None = None,
+        *,
+        timestamp_ns: int | None = None,
+    ) -> Block | None:
         """Join ``other`` into the session: MERGE block with parents [head, other].
 
         Returns None when there is nothing to merge (other is already in the history) and
@@ -414,10 +500,10 @@ class Repository:
             return await self.get_block(other, resolve=False)
         base = await self.merge_base(head, other)
         seq = await self._sequence_of(head)
-        data = {"merged_head": other.hex(), "base": base.hex() if base else None,
-                "reason": reason}
-        block = self._new_block(BlockType.MERGE, session_id, [head, other], seq + 1, data,
-                                timestamp_ns)
+        data = {"merged_head": other.hex(), "base": base.hex() if base else None, "reason": reason}
+        block = self._new_block(
+            BlockType.MERGE, session_id, [head, other], seq + 1, data, timestamp_ns
+        )
         await self.store_blocks([block])
         if not await self._move(session_id, head, block.id, "merge"):
             raise ConflictError(f"session {session_id!r} moved during the merge")
@@ -437,8 +523,9 @@ class Repository:
             await self.catalog.delete(session_id)
 
     # ------------------------------------------------------------------ walking the DAG
-    async def walk(self, head: ObjectId | None, *, limit: int | None = None,
-                   resolve: bool = False) -> AsyncIterator[Block]:
+    async def walk(
+        self, head: ObjectId | None, *, limit: int | None = None, resolve: bool = False
+    ) -> AsyncIterator[Block]:
         """First-parent history from ``head`` back to the root, newest first."""
         cur = head
         n = 0
@@ -448,8 +535,9 @@ class Repository:
             n += 1
             cur = b.parents[0] if b.parents else None
 
-    async def walk_all(self, heads: Iterable[ObjectId], *,
-                       limit: int | None = None) -> AsyncIterator[Block]:
+    async def walk_all(
+        self, heads: Iterable[ObjectId], *, limit: int | None = None
+    ) -> AsyncIterator[Block]:
         """Every block reachable from ``heads`` through all parents, newest first by time."""
         import heapq
 
@@ -471,8 +559,9 @@ class Repository:
                     pb = await self.get_block(p, resolve=False)
                     heapq.heappush(heap, (-pb.timestamp_ns, -pb.sequence, bytes(pb.id), pb))
 
-    async def is_ancestor(self, ancestor: ObjectId, descendant: ObjectId, *,
-                          first_parent: bool = False) -> bool:
+    async def is_ancestor(
+        self, ancestor: ObjectId, descendant: ObjectId, *, first_parent: bool = False
+    ) -> bool:
         """Whether ``ancestor`` is reachable from ``descendant`` (sequence-bounded search)."""
         target = await self.get_block(ancestor, resolve=False)
         stack = [descendant]
@@ -502,15 +591,28 @@ class Repository:
                 return blk.id
         return None
 
-    async def chain(self, session_id: str, *, since_sequence: int | None = None,
-                    limit: int | None = None, resolve: bool = True) -> list[Block]:
+    async def chain(
+        self,
+        session_id: str,
+        *,
+        since_sequence: int | None = None,
+        limit: int | None = None,
+        resolve: bool = True,
+    ) -> list[Block]:
         """The session's first-parent chain, oldest first: blocks with sequence > since."""
         head = await self.require_head(session_id)
-        return await self.chain_from(head, since_sequence=since_sequence, limit=limit,
-                                     resolve=resolve)
+        return await self.chain_from(
+            head, since_sequence=since_sequence, limit=limit, resolve=resolve
+        )
 
-    async def chain_from(self, head: ObjectId, *, since_sequence: int | None = None,
-                         limit: int | None = None, resolve: bool = True) -> list[Block]:
+    async def chain_from(
+        self,
+        head: ObjectId,
+        *,
+        since_sequence: int | None = None,
+        limit: int | None = None,
+        resolve: bool = True,
+    ) -> list[Block]:
         out: list[Block] = []
         floor = -1 if since_sequence is None else since_sequence
         async for b in self.walk(head):
@@ -521,8 +623,7 @@ class Repository:
         if limit is not None:
             out = out[: max(limit, 0)]
         if resolve:
-            out = [await self._resolve(b) if isinstance(b.data, ChunkedPayload) else b
-                   for b in out]
+            out = [await self._resolve(b) if isinstance(b.data, ChunkedPayload) else b for b in out]
         return out
 
     async def history(self, head: ObjectId) -> list[Block]:
@@ -535,15 +636,17 @@ class Repository:
                 base = ObjectId.from_hex(base_hex) if base_hex else None
                 # The other line's own root (a FORK or SESSION_CREATED of another session)
                 # says nothing about this session's identity: only its content merges in.
-                theirs = [x async for x in self._segment(b.parents[1], base)
-                          if x.block_type not in (BlockType.FORK, BlockType.SESSION_CREATED)]
+                theirs = [
+                    x
+                    async for x in self._segment(b.parents[1], base)
+                    if x.block_type not in (BlockType.FORK, BlockType.SESSION_CREATED)
+                ]
                 ours_start = next((i + 1 for i, x in enumerate(out) if x.id == base), 0)
                 ours = out[ours_start:]
                 merged = sorted(ours + theirs, key=lambda x: (x.timestamp_ns, x.device_id))
                 out = out[:ours_start] + merged
             out.append(b)
-        return [await self._resolve(b) if isinstance(b.data, ChunkedPayload) else b
-                for b in out]
+        return [await self._resolve(b) if isinstance(b.data, ChunkedPayload) else b for b in out]
 
     async def _segment(self, head: ObjectId, base: ObjectId | None) -> AsyncIterator[Block]:
         seg = []
@@ -648,12 +751,16 @@ class Repository:
             n += 1
         return n
 
-    async def list_sessions(self, project_slug: str | None = None, limit: int = 100,
-                            offset: int = 0) -> list[dict[str, Any]]:
+    async def list_sessions(
+        self, project_slug: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
         """Session summaries, newest first, filtered by project, paginated."""
         if limit < 0 or offset < 0:
             raise InvalidInputError("limit and offset must be >= 0")
-        docs = [d async for d in self.catalog.list()
-                if project_slug is None or d.get("project_slug") == project_slug]
+        docs = [
+            d
+            async for d in self.catalog.list()
+            if project_slug is None or d.get("project_slug") == project_slug
+        ]
         docs.sort(key=lambda d: (d.get("created_ns", 0), d.get("session_id", "")), reverse=True)
         return docs[offset : offset + limit]

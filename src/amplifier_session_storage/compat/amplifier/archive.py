@@ -53,12 +53,19 @@ class ArchiveSummary:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "sessions": self.sessions, "completed": self.completed, "skipped": self.skipped,
-            "failed": self.failed, "bytes_in": self.bytes_in,
-            "stored_before": self.stored_before, "stored_after": self.stored_after,
-            "stored_added": self.stored_added, "ratio": round(self.ratio, 3),
-            "verified": self.verified, "mismatches": self.mismatches,
-            "failures": self.failures, "warnings": self.warnings,
+            "sessions": self.sessions,
+            "completed": self.completed,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "bytes_in": self.bytes_in,
+            "stored_before": self.stored_before,
+            "stored_after": self.stored_after,
+            "stored_added": self.stored_added,
+            "ratio": round(self.ratio, 3),
+            "verified": self.verified,
+            "mismatches": self.mismatches,
+            "failures": self.failures,
+            "warnings": self.warnings,
             "repacked_objects": self.repacked_objects,
         }
 
@@ -106,11 +113,15 @@ async def import_tree(
 
         batch = await migrator.migrate_batch(sources, skip_if_exists, progress)
         summary.completed, summary.skipped, summary.failed = (
-            batch.completed, batch.skipped, batch.failed)
+            batch.completed,
+            batch.skipped,
+            batch.failed,
+        )
         for r in batch.results:
             if r.status is MigrationStatus.FAILED:
-                summary.failures.append({"session_id": r.session_id, "path": r.source_path,
-                                         "error": r.error_message})
+                summary.failures.append(
+                    {"session_id": r.session_id, "path": r.source_path, "error": r.error_message}
+                )
             summary.warnings.extend(str(w) for w in r.warnings)
         repo = await storage.repository()
         if verify:
@@ -124,7 +135,8 @@ async def import_tree(
                     await export_session(repo, r.session_id, out)
                     same = all(
                         filecmp.cmp(src.path / name, out / name, shallow=False)
-                        for name in SESSION_FILES if (src.path / name).is_file()
+                        for name in SESSION_FILES
+                        if (src.path / name).is_file()
                     )
                     if same:
                         summary.verified += 1
