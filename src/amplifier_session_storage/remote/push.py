@@ -339,7 +339,14 @@ class _Push:
         out.blocks = len(missing_blocks)
         out.objects = self.sent_objects - before_objects
         out.bytes = self.sent_bytes - before_bytes
-        if not await remote.refs.set_if_equals(ref, rhead, local, f"push {repo.device_id}".strip()):
+        moved = not await remote.refs.set_if_equals(
+            ref, rhead, local, f"push {repo.device_id}".strip()
+        )
+        if moved and await remote.refs.get(ref) == local:
+            # A retried CAS whose first answer was lost (dropped connection after the
+            # server applied it): the ref holds exactly what we pushed, so it is ours.
+            moved = False
+        if moved:
             out.status = "rejected"
             out.message = (
                 f"{sid}: the remote moved while pushing (another push won): pull to merge, "
