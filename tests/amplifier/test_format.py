@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Sequence
 
 import pytest
 
 from amplifier_session_storage.compat.amplifier.dedup import (
     LARGE_LINE,
     BlobCache,
+    BlobReader,
     EventCodec,
-    decode_event_text,
 )
 from amplifier_session_storage.compat.amplifier.format import (
     EV_ASCII,
@@ -29,26 +31,30 @@ from amplifier_session_storage.compat.amplifier.format import (
     split_lines,
 )
 from amplifier_session_storage.core.codec import pack
+from amplifier_session_storage.core.ids import ObjectId
 from amplifier_session_storage.core.objects import decode_chunk
 
 SID = "6b9f2ad1-75af-4080-8c40-9efec93f3e61"
 PID = "31503168-7d71-46b8-8c74-d9afed42a73a"
 
 
-def decode(codec: EventCodec, payload: dict[str, object], links: tuple[object, ...]) -> bytes:
-    """Rebuild a line from its payload using the chunks still pending in the codec's cache."""
+def decode(
+    codec: EventCodec,
+    payload: dict[str, object],
+    links: tuple[ObjectId, ...],
+    ts: int | None = None,
+) -> bytes:
+    """Rebuild a line from its payload, reading chunks still pending in the codec's cache."""
     if "bytes" in payload:
         return payload["bytes"]  # type: ignore[return-value]
-    counts = payload.get("blobs") or []
-    texts, pos = [], 0
     known = codec.cache.pending
-    for n in counts:  # type: ignore[attr-defined]
-        ids = links[pos : pos + n]
-        texts.append(b"".join(decode_chunk(known[i]) for i in ids).decode())  # type: ignore[index]
-        pos += n
-    return decode_event_text(
-        str(payload["line"]), texts, codec.session_id, payload.get("pid")
-    ).encode()  # type: ignore[arg-type]
+
+    async def read(ids: Sequence[ObjectId]) -> bytes:
+        return b"".join(decode_chunk(known[i]) for i in ids)
+
+    text = asyncio.run(BlobReader(read).event_text(payload, links, codec.session_id, ts))
+    assert text is not None
+    return text.encode()
 
 
 @pytest.mark.parametrize(
@@ -157,9 +163,11 @@ def test_large_event_cut_into_blobs_and_rebuilt() -> None:
     payload, links, problem, ts = codec.encode(line, True)
     assert problem is None and ts == 1781710522_285586437
     assert payload["event_type"] == "llm:request" and payload["blobs"] and links
-    assert "\x00" in payload["line"] and len(payload["line"]) < 1000
-    assert payload.get("pid") == PID  # the parent id was kept out of the blob
-    assert decode(codec, payload, links) == line
+    skeleton = str(payload["line"])
+    assert len(skeleton) < 1000 and "\x01" in skeleton  # ASCII-escaped string blobs
+    assert payload["tsd"] == 9 and skeleton.startswith('{"ts": "\x07"')  # the block's time
+    assert PID in skeleton  # session-unique values stay in the skeleton
+    assert decode(codec, payload, links, ts) == line
 
 
 def test_same_messages_in_two_sessions_share_blobs() -> None:
@@ -167,17 +175,19 @@ def test_same_messages_in_two_sessions_share_blobs() -> None:
     a = EventCodec(cache, SID, PID)
     b = EventCodec(cache, "0000-other-session", "1111-other-parent")
     _, la, _, _ = a.encode(big_event(SID, "x" * 4000, PID), True)
-    pb, lb, _, _ = b.encode(big_event("0000-other-session", "x" * 4000, "1111-other-parent"), True)
-    assert la == lb  # ids replaced by placeholders inside blobs: identical chunks
-    assert decode(b, pb, lb) == big_event("0000-other-session", "x" * 4000, "1111-other-parent")
+    pb, lb, _, tb = b.encode(big_event("0000-other-session", "x" * 4000, "1111-other-parent"), True)
+    # Every long string but the one naming the session is the same blob in both.
+    assert len(set(la) & set(lb)) >= 3 and len(set(la) - set(lb)) == 1
+    line = big_event("0000-other-session", "x" * 4000, "1111-other-parent")
+    assert decode(b, pb, lb, tb) == line
 
 
 def test_session_id_containing_parent_id() -> None:
     sid = PID + "-d62e52cdf9c985c8_foundation-explorer"
     codec = EventCodec(BlobCache(), sid, PID)
     line = big_event(sid, "y" * 3000, PID)
-    payload, links, _, _ = codec.encode(line, True)
-    assert decode(codec, payload, links) == line
+    payload, links, _, ts = codec.encode(line, True)
+    assert decode(codec, payload, links, ts) == line
 
 
 @pytest.mark.parametrize(
@@ -197,9 +207,9 @@ def test_session_id_containing_parent_id() -> None:
 @pytest.mark.parametrize("nl", [True, False])
 def test_odd_event_lines_round_trip(line: bytes, nl: bool) -> None:
     codec = EventCodec(BlobCache(), SID, None)
-    payload, links, _, _ = codec.encode(line, nl)
+    payload, links, _, ts = codec.encode(line, nl)
     pack(payload)
-    assert decode(codec, payload, links) == line
+    assert decode(codec, payload, links, ts) == line
     assert payload.get("nl", True) is nl
 
 

@@ -12,9 +12,11 @@ A bad line never stops an import: the result names the file, line and problem.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -324,11 +326,12 @@ class SessionMigrator:
         """Migrate ``sources`` (parents first); ``on_progress(result, index, total)``."""
         ordered = order_sources(list(sources))
         batch = MigrationBatch(total_sessions=len(ordered), started_at=datetime.now(UTC))
-        for i, source in enumerate(ordered, 1):
-            result = await self.migrate_session(source, skip_if_exists)
-            batch.add_result(result)
-            if on_progress is not None:
-                on_progress(result, i, len(ordered))
+        with _bulk_gc():
+            for i, source in enumerate(ordered, 1):
+                result = await self.migrate_session(source, skip_if_exists)
+                batch.add_result(result)
+                if on_progress is not None:
+                    on_progress(result, i, len(ordered))
         batch.completed_at = datetime.now(UTC)
         return batch
 
@@ -342,6 +345,32 @@ class SessionMigrator:
         """Discover and migrate in one call (what ``sessctl import`` runs)."""
         sources = await self.discover_sessions(path, project_filter)
         return await self.migrate_batch(sources, skip_if_exists, on_progress)
+
+
+_BULK_GC_USERS = 0
+_BULK_GC_SAVED: tuple[int, int, int] | None = None
+
+
+@contextlib.contextmanager
+def _bulk_gc() -> Iterator[None]:
+    """Fewer cyclic-GC passes while batches import (process-wide, restored when the last
+    batch ends). An import keeps hundreds of thousands of long-lived objects -- the
+    repository's block cache, the blob cache's indexes -- that every collection of the
+    older generations walks again (about a tenth of the import's time with the default
+    700-allocation threshold), while it makes almost no reference cycles; garbage is
+    still collected, every 50,000 allocations."""
+    global _BULK_GC_USERS, _BULK_GC_SAVED
+    if _BULK_GC_USERS == 0:
+        _BULK_GC_SAVED = gc.get_threshold()
+        gc.set_threshold(max(_BULK_GC_SAVED[0], 50_000), *_BULK_GC_SAVED[1:])
+    _BULK_GC_USERS += 1
+    try:
+        yield
+    finally:
+        _BULK_GC_USERS -= 1
+        if _BULK_GC_USERS == 0 and _BULK_GC_SAVED is not None:
+            gc.set_threshold(*_BULK_GC_SAVED)
+            _BULK_GC_SAVED = None
 
 
 def _why_ignored(name: str) -> str:

@@ -30,7 +30,8 @@ from ..core.ids import ObjectId, validate_project_slug, validate_session_id
 from ..core.objects import Block, BlockType
 from ..errors import ConflictError, InvalidInputError, SessionNotFoundError
 from ..repository.repo import Repository
-from .amplifier.format import APP_METADATA_FORMAT, message_ts_ns, message_value
+from .amplifier.dedup import BlobReader
+from .amplifier.format import APP_METADATA_FORMAT, message_ts_ns
 from .amplifier.session_info import own_info
 
 __all__ = ["SessionStore", "SessionStoreNotFoundError", "is_top_level_session"]
@@ -131,9 +132,10 @@ class SessionStore:
             return known[1], known[2]
         texts: list[str] = []
         blocks: list[Block] = []
+        reader = BlobReader(repo.read_blob)
         for b in await repo.history(head):
             if b.block_type is BlockType.MESSAGE:
-                value = message_value(b.data)
+                value = await reader.message_value(b.data, b.links)
                 texts.append("\x00" if value is None else _DUMPS_U(value))  # never equal
                 blocks.append(b)
         self._known[sid] = (head, texts, blocks)
@@ -143,9 +145,10 @@ class SessionStore:
         """``(transcript, metadata)`` as last saved (or imported)."""
         repo, head = await self._head(session_id)
         transcript = []
+        reader = BlobReader(repo.read_blob)
         for b in await repo.history(head):
             if b.block_type is BlockType.MESSAGE:
-                value = message_value(b.data)
+                value = await reader.message_value(b.data, b.links)
                 if value is not None:
                     transcript.append(value)
         return transcript, await self._metadata(repo, session_id, head)

@@ -1,7 +1,8 @@
 """Amplifier's on-disk session format: import into the repository and exact export.
 
 * :mod:`.format` -- line codecs for transcript.jsonl and metadata.json, timestamps, fork rules;
-* :mod:`.dedup` -- events.jsonl lines cut into shared blobs (structural deduplication);
+* :mod:`.dedup` -- events.jsonl and transcript.jsonl lines cut into a skeleton and shared
+  blobs, nodes and runs (structural deduplication; docs/design-amplifier.md);
 * :mod:`.reading`, :mod:`.compare`, :mod:`.importer` -- incremental, content-checked import
   of one session folder;
 * :mod:`.render`, :mod:`.exporter` -- byte-identical export back to the Amplifier layout;

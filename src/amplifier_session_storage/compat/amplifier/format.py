@@ -2,14 +2,16 @@
 
 Every codec keeps the parsed value when the writer's serializer reproduces the original
 bytes exactly, and the original text (or bytes) otherwise; the choice is verified line by
-line at import. Payload shapes (specified in docs/design.md):
+line at import. Payload shapes (specified in docs/design-amplifier.md):
 
 * **MESSAGE** (a ``transcript.jsonl`` line): the message dict itself when
   ``json.dumps(msg, ensure_ascii=False)`` reproduces the line (the app-cli serializer). Other
   lines carry the reserved key ``"__line__"``: ``{"ascii": true}`` (the line is
   ``json.dumps(msg)`` instead), ``{"nl": false}`` (no trailing newline: a torn last line),
   or, with no other key, ``{"text": str}`` / ``{"bytes": bytes}`` for a line that no
-  serializer reproduces or that is not valid UTF-8.
+  serializer reproduces or that is not valid UTF-8. A line holding long strings is stored
+  as a skeleton with blobs instead (``{"role", "__line__": {"line", "blobs"}}``, see
+  :mod:`.dedup`).
 * **metadata.json**: ``"metadata"`` (the parsed document or None) and ``"metadata_format"``:
   ``{"indent": 2, "ascii": bool, "nl": bool}`` or ``{"text": str}`` / ``{"bytes": bytes}``.
 * **EVENT** lines: see :mod:`.dedup`.
@@ -40,7 +42,9 @@ __all__ = [
     "decode_metadata",
     "encode_message",
     "encode_metadata",
+    "format_ts",
     "iter_lines",
+    "line_ts",
     "message_value",
     "parse_ts_ns",
     "render_message",
@@ -51,6 +55,7 @@ RESERVED = "__line__"
 _DUMPS_U = json.JSONEncoder(ensure_ascii=False).encode
 _DUMPS_A = json.JSONEncoder().encode
 _MINUTES: dict[str, int] = {}
+_SCALE: list[int] = [int(10 ** (9 - n)) for n in range(10)]
 
 
 # ------------------------------------------------------------------------------ timestamps
@@ -76,6 +81,10 @@ def parse_ts_ns(ts: object) -> int | None:
             _MINUTES[ts[:16]] = base
         sec = int(ts[17:19])
         rest = ts[19:]
+        if rest[-6:] == "+00:00" and rest[:1] == ".":  # the usual form: fast path
+            digits = rest[1:-6]
+            if 0 < len(digits) <= 9 and digits.isascii() and digits.isdigit():
+                return (base + sec) * 1_000_000_000 + int(digits) * _SCALE[len(digits)]
         frac = 0
         if rest[:1] in (".", ","):
             j = 1
@@ -93,6 +102,53 @@ def parse_ts_ns(ts: object) -> int | None:
     except ValueError:
         return None
     return (base + sec - offset) * 1_000_000_000 + frac
+
+
+_MINUTE_TEXT: dict[int, str] = {}
+
+
+def format_ts(ns: int, digits: int) -> str:
+    """``ns`` as ``2026-06-17T15:35:22.285586437+00:00`` with ``digits`` fraction digits
+    (0: no fraction): the inverse of :func:`parse_ts_ns` for that form."""
+    sec, frac = divmod(ns, 1_000_000_000)
+    minute, s = divmod(sec, 60)
+    head = _MINUTE_TEXT.get(minute)
+    if head is None:
+        head = datetime.fromtimestamp(minute * 60, tz=UTC).strftime("%Y-%m-%dT%H:%M")
+        if len(_MINUTE_TEXT) > 100_000:
+            _MINUTE_TEXT.clear()
+        _MINUTE_TEXT[minute] = head
+    if digits:
+        return f"{head}:{s:02d}.{frac:09d}"[: len(head) + 4 + digits] + "+00:00"
+    return f"{head}:{s:02d}+00:00"
+
+
+_CANONICAL: dict[str, int] = {}  # minute text -> its seconds, -1: not as format_ts writes it
+
+
+def line_ts(ts: object) -> tuple[int | None, int | None]:
+    """``(ns, digits)``: :func:`parse_ts_ns` of ``ts`` and, when :func:`format_ts` gives
+    ``ts`` back, its fraction digits (else None). The usual form costs a dict lookup."""
+    if not isinstance(ts, str) or len(ts) < 25 or ts[-6:] != "+00:00" or ts[16] != ":":
+        return parse_ts_ns(ts), None
+    head = ts[:16]
+    base = _CANONICAL.get(head)
+    if base is None:
+        ns = parse_ts_ns(head + ":00+00:00")
+        base = ns // 1_000_000_000 if ns is not None and format_ts(ns, 0)[:16] == head else -1
+        if len(_CANONICAL) > 100_000:
+            _CANONICAL.clear()
+        _CANONICAL[head] = base
+    sec = ts[17:19]
+    if base < 0 or not (sec.isascii() and sec.isdigit()) or sec > "59":
+        return parse_ts_ns(ts), None
+    if len(ts) == 25:
+        return (base + int(sec)) * 1_000_000_000, 0
+    digits = ts[20:-6]
+    n = len(digits)
+    if ts[19] != "." or not 0 < n <= 9 or not (digits.isascii() and digits.isdigit()):
+        return parse_ts_ns(ts), None
+    return (base + int(sec)) * 1_000_000_000 + int(digits) * _SCALE[n], n
 
 
 # ------------------------------------------------------------------------------ lines

@@ -222,6 +222,7 @@ class _Ctx:
         self.changed = False
         self.ev_present = False
         self.last_ts: int | None = None
+        self.inherited: set[ObjectId] = set()  # ids linked by the blocks a fork starts on
 
     async def start(
         self,
@@ -303,6 +304,7 @@ class _Ctx:
         renderer = await ChainRenderer.create(repo, self.imp.blobs, blocks, self.pid, parent.rule)
         last, mi, ei, _ = await common_prefix(renderer, self.msgs, self.reader, new_rule=rule)
         at = blocks[last].id if last >= 0 else blocks[0].id
+        self.inherited = {oid for b in blocks[: max(last, 0) + 1] for oid in b.links}
         self.rule = rule
         meta = dict(summary, fork_rule=rule.to_data())
         fork = await repo.fork(self.pid, self.sid, at=at, metadata=meta, timestamp_ns=created)
@@ -316,7 +318,7 @@ class _Ctx:
     async def stream(self, summary: dict[str, Any]) -> None:
         reader, msgs, warn = self.reader, self.msgs, self.warn
         assert reader is not None
-        codec = EventCodec(self.imp.cache, self.sid, self.pid)
+        codec = EventCodec(self.imp.cache, self.sid, self.pid, self.inherited)
         entries: list[Entry] = []
         pending = 0
         last_ts = self.last_ts
@@ -324,7 +326,7 @@ class _Ctx:
         n_msgs = len(msgs)
         while (item := reader.next()) is not None:
             line, nl, _ = item
-            payload, links, problem, ts = codec.encode(line, nl)
+            payload, hole_links, fills, problem, ts = codec.cut(line, nl)
             if problem:
                 warn(ImportWarning("events.jsonl", reader.lines + 1, problem))
             while (
@@ -333,11 +335,11 @@ class _Ctx:
                 and (mts := msgs[mi].ts_ns) is not None
                 and (mts <= ts)
             ):
-                entries.append((_MESSAGE, msgs[mi].payload, mts, ()))
+                entries.append((_MESSAGE, *_msg(codec, msgs[mi], mts)))
                 mi += 1
             if ts is not None:
                 last_ts = self.last_ts = ts
-            entries.append((_EVENT, payload, last_ts, links))
+            entries.append((_EVENT, payload, last_ts, codec.link(fills, hole_links)))
             self.chain_e += 1
             self.out.events += 1
             reader.accept(line, nl)
@@ -347,7 +349,7 @@ class _Ctx:
                 and msgs[mi].ts_ns is None
                 and payload.get("event_type") in _ANCHORS.get(msgs[mi].role or "", ())
             ):
-                entries.append((_MESSAGE, msgs[mi].payload, last_ts, ()))
+                entries.append((_MESSAGE, *_msg(codec, msgs[mi], last_ts)))
                 mi += 1
             if len(entries) >= self.imp.batch_blocks or (
                 pending + self.imp.cache.pending_bytes >= self.imp.batch_bytes
@@ -358,7 +360,7 @@ class _Ctx:
                 entries, pending = [], 0
         while mi < n_msgs:
             last_ts = self.last_ts = msgs[mi].ts_ns or last_ts
-            entries.append((_MESSAGE, msgs[mi].payload, last_ts, ()))
+            entries.append((_MESSAGE, *_msg(codec, msgs[mi], last_ts)))
             mi += 1
         self._count_messages(entries)
         self.mi = mi
@@ -429,6 +431,14 @@ class _Ctx:
             raise
         self.head = blocks[-1].id
         self.out.blocks += len(blocks)
+
+
+def _msg(
+    codec: EventCodec, msg: Msg, ts: int | None
+) -> tuple[Any, int | None, tuple[ObjectId, ...]]:
+    """``(payload, timestamp, links)`` of a MESSAGE block (long strings as shared blobs)."""
+    payload, links = codec.encode_message(msg.payload, msg.line)
+    return payload, ts, links
 
 
 def _summary(

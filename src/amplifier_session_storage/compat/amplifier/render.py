@@ -14,8 +14,8 @@ from typing import Any
 
 from ...core.objects import Block, BlockType, ChunkedPayload
 from ...repository.repo import Repository
-from .dedup import BlobReader
-from .format import ForkRule, render_message
+from .dedup import BlobReader, has_blobs
+from .format import RESERVED, ForkRule, render_message
 from .session_info import meta_data
 
 __all__ = ["ChainRenderer"]
@@ -84,6 +84,9 @@ class ChainRenderer:
         b = self.blocks[pos]
         payload = await self.payload(pos)
         if b.block_type is _MESSAGE:
+            if has_blobs(payload):
+                nl = bool(payload[RESERVED].get("nl", True))
+                return await self.blobs.message_text(payload, b.links), None, nl
             rendered = render_message(payload)
             if rendered is None:
                 return None
@@ -96,7 +99,7 @@ class ChainRenderer:
             nl = bool(payload.get("nl", True))
             if "bytes" in payload:
                 return None, bytes(payload["bytes"]), nl
-            text = await self.blobs.event_text(payload, b.links, b.session_id)
+            text = await self.blobs.event_text(payload, b.links, b.session_id, b.timestamp_ns)
             return None if text is None else (text, None, nl)
         return None
 
