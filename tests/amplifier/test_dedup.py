@@ -27,6 +27,7 @@ from amplifier_session_storage.core.objects import (
     encode_blob,
     object_kind,
 )
+from amplifier_session_storage.errors import CorruptObjectError
 from amplifier_session_storage.repository import Repository
 
 SID = "0b6a6ad1-2222-4c4c-8888-00000000d00d"
@@ -79,7 +80,7 @@ async def reachable_ids(repo: Repository, block: Block) -> set[ObjectId]:
         ids = stack.pop()
         try:
             _, kids = parse_node(await repo.read_blob(ids))
-        except Exception:  # not a node: a string blob
+        except CorruptObjectError:  # not a node: a string blob
             continue
         for _, kid in kids:
             out.update(kid)

@@ -406,7 +406,8 @@ class _Walk:
 
     def string(self, i: int) -> int:
         s = self.s
-        if s.find('"', i + 1, i + KEY_LEN) < 0:  # at least KEY_LEN long: maybe known
+        j = s.find('"', i + 1, i + KEY_LEN)
+        if j < 0 or s[j - 1] == "\\":  # no end in the first KEY_LEN: maybe a known long one
             bucket = self.c.strings.get(s[i : i + KEY_LEN])
             if bucket is not None:
                 for raw, fill in bucket:
