@@ -614,7 +614,14 @@ async def _worker_import(spec: dict[str, Any]) -> dict[str, Any]:
         repack = getattr(r.objects, "repack", None)
         if repack is not None:
             c1, t1 = time.process_time(), time.perf_counter()
-            out["repacked_objects"] = await repack()
+            from amplifier_session_storage.stores.segpack import (
+                ARCHIVE_LEVEL,
+                ARCHIVE_SEGMENT_BYTES,
+            )
+
+            out["repacked_objects"] = await repack(
+                level=ARCHIVE_LEVEL, segment_bytes=ARCHIVE_SEGMENT_BYTES
+            )
             await r.close()
             out["compact_wall_s"] = time.perf_counter() - t1
             out["compact_cpu_s"] = time.process_time() - c1

@@ -68,12 +68,12 @@ async def test_roundtrip_and_layout(tmp_path: Path) -> None:
     files = pack_files(tmp_path)
     assert [f.suffix for f in files] == [".idx", ".pack"]
     data = files[1].read_bytes()
-    assert data[:8] == b"ASPK" + struct.pack("<I", 2)
+    assert data[:8] == b"ASPK" + struct.pack("<I", 3)
     assert blake3(data[:-32]).hexdigest() == files[1].name[5:-5]
     idx = files[0].read_bytes()
-    assert idx[:8] == b"ASIX" + struct.pack("<I", 2)
+    assert idx[:8] == b"ASIX" + struct.pack("<I", 3)
     (nseg,) = COUNT.unpack_from(idx, len(idx) - 72)
-    assert len(idx) == IDS_AT + len(objs) * (32 + LOCATION.size) + nseg * SEGMENT.size + 72
+    assert len(idx) == IDS_AT + len(objs) * (32 + LOCATION.size + 4) + nseg * SEGMENT.size + 72
     assert nseg > 10  # ~270 KB of canonical bytes in 8 KiB segments
     assert len(data) < sum(len(c) for _, _, c in objs) / 5  # compressed together
     reader = reader_of(store)
@@ -212,12 +212,16 @@ async def test_hostile_segment_table_is_refused(tmp_path: Path) -> None:
     idx_path, pack_path = pack_files(tmp_path)
     idx = idx_path.read_bytes()
     n = len(objs)
-    seg_at = IDS_AT + n * (32 + LOCATION.size)
+    ord_at = IDS_AT + n * (32 + LOCATION.size)
+    seg_at = ord_at + 4 * n
     (nseg,) = COUNT.unpack_from(idx, len(idx) - 72)
+    rank = {
+        struct.unpack_from("<I", idx, ord_at + 4 * r)[0]: r for r in range(n)
+    }  # idx position -> order of add
     entries = []
     for i in range(n):
         oid = idx[IDS_AT + 32 * i : IDS_AT + 32 * (i + 1)]
-        entries.append((oid, *LOCATION.unpack_from(idx, IDS_AT + 32 * n + 12 * i)))
+        entries.append((oid, *LOCATION.unpack_from(idx, IDS_AT + 32 * n + 12 * i), rank[i]))
     segs = [SEGMENT.unpack_from(idx, seg_at + 16 * s) for s in range(nseg)]
     checksum = idx[-64:-32]
     os.chmod(idx_path, 0o644)
@@ -302,3 +306,143 @@ async def test_repack_reads_in_pack_order(tmp_path: Path, monkeypatch: pytest.Mo
     blocks = {o for o, _, c in objs if c[2:3] == b"b"}
     assert [o for o in after if o in blocks] == [o for o in before if o in blocks]  # kept
     await store.close()
+
+
+def chain(n: int) -> list[tuple[ObjectId, bytes]]:
+    """(id, canonical) of a session chain: each block links a new chunk and names the
+    previous block as its parent, chunks before the blocks that link them."""
+    from amplifier_session_storage.core.objects import Block, encode_block, encode_chunk
+
+    out: list[tuple[ObjectId, bytes]] = []
+    parent: list[ObjectId] = []
+    for i in range(n):
+        cid, chunk = encode_chunk(canonical(10_000 + i, 300))
+        enc = encode_block(
+            Block(
+                "event",
+                "s-1",
+                parent,
+                i + 1,
+                1_700_000_000_000_000_000 + i,
+                "dev",
+                "u",
+                {"event_type": "tool:post", "line": f"line {i}"},
+                [cid],
+            )
+        )
+        out += [(cid, chunk), (enc.id, enc.canonical)]
+        parent = [enc.id]
+    return out
+
+
+def write_pack(root: Path, objs: list[tuple[ObjectId, bytes]], **kw: object) -> PackReader:
+    root.mkdir(parents=True, exist_ok=True)
+    dfd = os.open(root, os.O_RDONLY)
+    w = SegmentPackWriter(dfd, fsync=False, **kw)  # type: ignore[arg-type]
+    for oid, c in objs:
+        w.add(oid, frame(c))
+    info = w.finish()
+    reader = PackReader(dfd, info.name)
+    assert reader.load()
+    return reader
+
+
+def flags_of(reader: PackReader) -> list[int]:
+    seg = reader._seg
+    assert seg is not None
+    return [
+        LOCATION.unpack_from(seg._idx, seg._loc_at + pos * LOCATION.size)[2] & ~segpack.LENGTH_MASK
+        for pos in range(reader._n)
+    ]
+
+
+def test_ids_of_earlier_objects_are_interned(tmp_path: Path) -> None:
+    objs = chain(200)
+    interned = write_pack(tmp_path / "on", objs)
+    plain = write_pack(tmp_path / "off", objs, intern=False)
+    # every block names its chunk and (but the first) its parent, both added before it
+    assert flags_of(interned).count(segpack.INTERNED) == 200
+    assert set(flags_of(plain)) == {0}
+    for reader in (interned, plain):
+        for oid, c in objs:
+            pos = reader.find(oid)
+            assert pos >= 0 and unframe(oid, reader.read(pos)) == c
+    size = {k: sum(f.stat().st_size for f in (tmp_path / k).iterdir()) for k in ("on", "off")}
+    assert size["on"] < size["off"] - 200 * 40  # two 32-byte ids per block, less the refs
+    # the pack order is the order of add (ranks), also across kind groups
+    assert [oid for _, oid in interned.ids_in_pack_order()] == [o for o, _ in objs]
+    interned.close()
+    plain.close()
+
+
+def test_lookalike_id_bytes_are_not_mistaken(tmp_path: Path) -> None:
+    """Bytes that look like an id reference inside a payload (a string, a binary value,
+    a chunk's content) come back exactly: a substitution is kept only if it expands back."""
+    from amplifier_session_storage.core.objects import encode_chunk
+
+    first, other = chain(2)[:2]
+    fake = b"\xc4\x20" + bytes(first[0])
+    cid, chunk = encode_chunk(b"xx" + fake + b"yy" + fake)  # inside a bin: wrong length
+    real = pack(["b", 1, "x", [bytes(first[0])], {"s": fake.hex(), "t": fake.decode("latin-1")}])
+    mixed = pack(["b", 1, "x", [bytes(first[0])], {"k": fake}, [fake]])
+    objs = [first, other, (cid, chunk), (ObjectId.of(real), real), (ObjectId.of(mixed), mixed)]
+    reader = write_pack(tmp_path, objs)
+    flags = flags_of(reader)
+    assert flags[reader.find(ObjectId.of(real))] == segpack.INTERNED  # the real id only
+    assert flags[reader.find(ObjectId.of(mixed))] == 0  # would not expand back: kept as is
+    assert flags[reader.find(cid)] == 0
+    for oid, c in objs:
+        assert unframe(oid, reader.read(reader.find(oid))) == c
+    reader.close()
+
+
+def test_damaged_order_table_is_detected(tmp_path: Path) -> None:
+    """An order table (checksum made valid again) that points a reference at the wrong
+    object, or nowhere, makes only the objects using it read as corrupt."""
+    objs = chain(30)
+    reader = write_pack(tmp_path, objs)
+    n, name = reader._n, reader.name
+    reader.close()
+    idx_path = tmp_path / f"pack-{name}.idx"
+    good = idx_path.read_bytes()
+    ord_at = IDS_AT + n * (32 + LOCATION.size)
+    for bad_pos in (n + 5, struct.unpack_from("<I", good, ord_at + 4 * 3)[0]):
+        bad = bytearray(good)
+        struct.pack_into("<I", bad, ord_at, bad_pos)  # rank 0: the first chunk
+        bad[-32:] = blake3(bytes(bad[:-32])).digest()
+        idx_path.write_bytes(bytes(bad))
+        store = LocalObjectStore(tmp_path.parent / tmp_path.name, fsync=False)
+        dfd = os.open(tmp_path, os.O_RDONLY)
+        r = PackReader(dfd, name)
+        assert r.load()
+        first_block = objs[1][0]  # links rank 0
+        with pytest.raises((CorruptObjectError, IntegrityError)):
+            unframe(first_block, r.read(r.find(first_block)))
+        for oid, c in objs[2:]:  # the rest never names rank 0
+            assert unframe(oid, r.read(r.find(oid))) == c
+        r.close()
+        os.close(dfd)
+        del store
+
+
+def test_version_2_packs_are_still_read(tmp_path: Path) -> None:
+    """A store written before ids were interned (idx version 2, no order table) reads."""
+    objs = chain(40)
+    reader = write_pack(tmp_path, objs, intern=False)
+    n, name = reader._n, reader.name
+    reader.close()
+    idx_path = tmp_path / f"pack-{name}.idx"
+    v3 = idx_path.read_bytes()
+    ord_at = IDS_AT + n * (32 + LOCATION.size)
+    v2 = bytearray(v3[:ord_at] + v3[ord_at + 4 * n : -32])
+    struct.pack_into("<I", v2, 4, 2)
+    v2 += blake3(bytes(v2)).digest()
+    idx_path.write_bytes(bytes(v2))
+    dfd = os.open(tmp_path, os.O_RDONLY)
+    r = PackReader(dfd, name)
+    assert r.load() and r.segmented
+    for oid, c in objs:
+        assert unframe(oid, r.read(r.find(oid))) == c
+    assert sorted(o for _, o in r.ids_in_pack_order()) == sorted(o for o, _ in objs)
+    r.close()
+    os.close(dfd)

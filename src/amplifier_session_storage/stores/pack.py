@@ -62,7 +62,8 @@ __all__ = [
 PACK_MAGIC = b"ASPK"
 IDX_MAGIC = b"ASIX"
 VERSION = 1
-SEG_VERSION = 2  # a segment pack (stores.segpack)
+SEG_VERSION = 3  # a segment pack (stores.segpack), ids interned
+SEG_VERSIONS = (2, 3)  # segment pack versions read
 PACK_HEADER = struct.Struct("<4sI")
 RECORD_HEAD = struct.Struct("<32sI")
 IDX_HEADER = struct.Struct("<4sIQQ")
@@ -347,7 +348,7 @@ class PackReader:
 
     @property
     def segmented(self) -> bool:
-        """A version-2 (segment) pack, once loaded: see ``stores.segpack``."""
+        """A segment pack (version 2 or 3), once loaded: see ``stores.segpack``."""
         return self._seg is not None
 
     def load(self) -> bool:
@@ -366,10 +367,10 @@ class PackReader:
             os.close(fd)
         magic, version, n, _pack_size = IDX_HEADER.unpack_from(idx, 0)
         seg: SegmentIndex | None = None
-        if magic == IDX_MAGIC and version == SEG_VERSION:
+        if magic == IDX_MAGIC and version in SEG_VERSIONS:
             from .segpack import SegmentIndex  # segpack builds on this module
 
-            seg = SegmentIndex.open(self.name, idx, size, n)
+            seg = SegmentIndex.open(self.name, idx, size, n, version)
             ok = seg is not None
         else:
             ok = (
@@ -488,7 +489,11 @@ class PackReader:
         live = list(self.ids())
         seg = self._seg
         if seg is not None:
-            live.sort(key=lambda e: seg.location(e[0])[:2])
+            rank = seg.write_rank()
+            if rank is not None:  # version 3: the order objects were added in
+                live.sort(key=lambda e: rank[e[0]])
+            else:
+                live.sort(key=lambda e: seg.location(e[0])[:2])
         else:
             off_at = self._off_at
             live.sort(key=lambda e: OFFSET.unpack_from(idx, off_at + e[0] * 8)[0])

@@ -3,7 +3,9 @@
 ``import_tree`` is what ``sessctl import`` and ``sessctl archive`` run: discover, migrate
 (parents before forks and sub-sessions), and measure bytes in versus bytes stored. With
 ``verify`` every imported session is exported again and compared byte for byte with its
-source files; with ``compact`` the object store is repacked into one pack afterwards.
+source files; with ``compact`` the object store is repacked into one segment pack
+afterwards, with the cold-storage settings (``stores.segpack.ARCHIVE_LEVEL``,
+``ARCHIVE_SEGMENT_BYTES``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from ...compat.config import StorageConfig
 from ...compat.storage import LocalBlockStorage
+from ...stores.segpack import ARCHIVE_LEVEL, ARCHIVE_SEGMENT_BYTES
 from .exporter import export_session
 
 __all__ = ["ArchiveSummary", "import_tree", "stored_bytes"]
@@ -144,8 +147,10 @@ async def import_tree(
                         summary.mismatches.append(r.session_id)
         if compact:
             repack = getattr(repo.objects, "repack", None)
-            if repack is not None:
-                summary.repacked_objects = await repack()
+            if repack is not None:  # the cold-storage profile: see stores.segpack
+                summary.repacked_objects = await repack(
+                    level=ARCHIVE_LEVEL, segment_bytes=ARCHIVE_SEGMENT_BYTES
+                )
     finally:
         await storage.close()
     summary.stored_after = stored_bytes(store_root)
