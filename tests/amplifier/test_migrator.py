@@ -395,3 +395,18 @@ async def test_progress_callback_and_batch_counts(
     assert (batch.total, batch.completed, batch.failed, batch.skipped) == (2, 2, 0, 0)
     assert seen == [("a", 1, 2), ("b", 2, 2)]
     assert all(r.duration is not None and r.source_size_bytes > 0 for r in batch.results)
+
+
+def test_order_sources_keeps_families_together(tmp_path: Path) -> None:
+    """Parents before children, each family depth first; orphans and cycles kept."""
+    from amplifier_session_storage.compat.migrator import SessionSource, order_sources
+
+    def src(sid: str, parent: str | None = None) -> SessionSource:
+        return SessionSource(session_id=sid, path=tmp_path / "absent", parent_id=parent)
+
+    given = [
+        src("a1", "a"), src("b"), src("a"), src("a1x", "a1"), src("b1", "b"),
+        src("a2", "a"), src("orphan", "gone"), src("c", "d"), src("d", "c"),
+    ]  # fmt: skip
+    order = [s.session_id for s in order_sources(given)]
+    assert order == ["b", "b1", "a", "a1", "a1x", "a2", "orphan", "c", "d"]

@@ -415,15 +415,33 @@ def _session_dirs(root: Path) -> list[tuple[Path, str | None, str]]:
 
 
 def order_sources(sources: list[SessionSource]) -> list[SessionSource]:
-    """Parents before their sub-sessions and forks (stable otherwise)."""
+    """Parents before their sub-sessions and forks, each family together: depth first
+    (a session, then its children and their descendants, in discovery order). Related
+    sessions share the most text, and what is written together is packed together."""
     by_id = {s.session_id: s for s in sources}
+    children: dict[str, list[SessionSource]] = {}
+    roots: list[SessionSource] = []
+    for s in sources:
+        parent = s.parent_id
+        if parent is not None and parent in by_id and parent != s.session_id:
+            children.setdefault(parent, []).append(s)
+        else:
+            roots.append(s)
+    out: list[SessionSource] = []
+    done: set[str] = set()
 
-    def depth(s: SessionSource) -> int:
-        d, seen = 0, {s.session_id}
-        while s.parent_id in by_id and s.parent_id not in seen:
-            seen.add(s.parent_id)
-            s = by_id[s.parent_id]
-            d += 1
-        return d
+    def visit(s: SessionSource) -> None:
+        stack = [s]
+        while stack:
+            cur = stack.pop()
+            if cur.session_id in done:
+                continue
+            done.add(cur.session_id)
+            out.append(cur)
+            stack.extend(reversed(children.get(cur.session_id, [])))
 
-    return sorted(sources, key=depth)
+    for s in roots:
+        visit(s)
+    for s in sources:  # a parent cycle has no root: keep its members, in discovery order
+        visit(s)
+    return out
