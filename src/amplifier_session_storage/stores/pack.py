@@ -259,22 +259,15 @@ class PackWriter:
                 datasync(self._fd)
         finally:
             os.close(self._fd)
-        name = checksum.hex()
-        dfd = self._dir_fd
-        os.rename(self._tmp, f"pack-{name}.pack", src_dir_fd=dfd, dst_dir_fd=dfd)
-        idx = build_idx(self._entries, self._pos + CHECKSUM, checksum)
-        n = len(self._entries)
-        tmp, fd = create_tmp(dfd, "idx")
-        try:
-            write_all(fd, idx)
-            if self._fsync:
-                datasync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, f"pack-{name}.idx", src_dir_fd=dfd, dst_dir_fd=dfd)
-        if self._fsync:
-            fsync_dir(dfd)
-        return PackInfo(name, n, idx[IDS_AT : IDS_AT + n * ID_BYTES])
+        entries, size = self._entries, self._pos + CHECKSUM
+        return commit_pack(
+            self._dir_fd,
+            self._tmp,
+            checksum,
+            lambda: build_idx(entries, size, checksum),
+            len(entries),
+            fsync=self._fsync,
+        )
 
     def abort(self) -> None:
         """Drop the temp file (nothing was committed)."""
@@ -282,6 +275,35 @@ class PackWriter:
             os.close(self._fd)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._tmp, dir_fd=self._dir_fd)
+
+
+def commit_pack(
+    dir_fd: int,
+    tmp_pack: str,
+    checksum: bytes,
+    make_idx: Callable[[], bytes],
+    n: int,
+    *,
+    fsync: bool,
+) -> PackInfo:
+    """Commit a written, fdatasync'd temp pack: rename it to its checksum name, then write
+    its idx (``make_idx()``) to a temp file, fdatasync, rename (the commit), fsync the
+    directory. The pack is renamed first: a crash before the idx rename leaves a pack
+    without an idx, which readers ignore and ``cleanup_incomplete`` removes."""
+    name = checksum.hex()
+    os.rename(tmp_pack, f"pack-{name}.pack", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    idx = make_idx()
+    tmp, fd = create_tmp(dir_fd, "idx")
+    try:
+        write_all(fd, idx)
+        if fsync:
+            datasync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, f"pack-{name}.idx", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    if fsync:
+        fsync_dir(dir_fd)
+    return PackInfo(name, n, idx[IDS_AT : IDS_AT + n * ID_BYTES])
 
 
 def build_idx(entries: list[tuple[bytes, int, int]], pack_size: int, checksum: bytes) -> bytes:

@@ -75,9 +75,9 @@ from .pack import (
     PACK_MAGIC,
     SEG_VERSION,
     PackInfo,
+    commit_pack,
     create_tmp,
     datasync,
-    fsync_dir,
     write_all,
 )
 
@@ -337,22 +337,16 @@ class SegmentPackWriter:
             self._shutdown()
             os.close(self._fd)
             self._fd = -1
-        name = checksum.hex()
-        dfd = self._dir_fd
-        os.rename(self._tmp, f"pack-{name}.pack", src_dir_fd=dfd, dst_dir_fd=dfd)
-        idx = build_seg_idx(self._entries, self._segments, self._pos + CHECKSUM, checksum)
-        n = len(self._entries)
-        tmp, fd = create_tmp(dfd, "idx")
-        try:
-            write_all(fd, idx)
-            if self._fsync:
-                datasync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, f"pack-{name}.idx", src_dir_fd=dfd, dst_dir_fd=dfd)
-        if self._fsync:
-            fsync_dir(dfd)
-        return PackInfo(name, n, idx[IDS_AT : IDS_AT + n * ID_BYTES])
+        entries, segments, size = self._entries, self._segments, self._pos + CHECKSUM
+        return commit_pack(
+            self._dir_fd,
+            self._tmp,
+            checksum,
+            # looked up at call time: tests replace it to crash between the two renames
+            lambda: build_seg_idx(entries, segments, size, checksum),
+            len(entries),
+            fsync=self._fsync,
+        )
 
     def _shutdown(self) -> None:
         if self._pool is not None:
