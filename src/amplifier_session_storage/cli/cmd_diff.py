@@ -14,9 +14,10 @@ from .context import Env, complete_session, data_options, pass_env
 @pass_env
 def diff_cmd(env: Env, a: str, b: str) -> None:
     """Compare the messages of A and B (each SESSION, SESSION@REV or a block id)."""
+    from ..compat.amplifier.view import PayloadRenderer
     from ..repository.views import diff_heads
 
-    d = env.run(lambda repo: diff_heads(repo, a, b))
+    d = env.run(lambda repo: diff_heads(repo, a, b, render=PayloadRenderer(repo, events=False)))
     if env.json:
         env.out.json(d.to_json())
         return

@@ -33,11 +33,22 @@ def log_cmd(
     every block it reaches, abandoned and merged lines included. With --all or without
     SESSION: every block of every session, by time.
     """
+    from ..compat.amplifier.view import PayloadRenderer
     from ..repository.views import format_log, log
 
     if session is not None and all_:
         raise click.UsageError("give SESSION or --all, not both")
-    entries = env.run(lambda repo: log(repo, session, limit=limit, dag=graph or session is None))
+    # Imported messages are summarized by their text; event lines are not rendered (an
+    # event's summary needs only its type, which the stored payload holds).
+    entries = env.run(
+        lambda repo: log(
+            repo,
+            session,
+            limit=limit,
+            dag=graph or session is None,
+            render=PayloadRenderer(repo, events=False),
+        )
+    )
     if env.json:
         env.out.json([e.to_json() for e in entries])
     else:

@@ -25,9 +25,11 @@ def show_cmd(env: Env, target: str, raw: bool) -> None:
 
     BLOCK is a unique id prefix; SESSION@REV a sequence number, HEAD~N or id prefix.
     """
+    from ..compat.amplifier.view import PayloadRenderer
     from ..repository.views import show
 
-    info = env.run(lambda repo: show(repo, target, raw=raw))
+    # Imported Amplifier payloads are shown as the messages / event lines they stand for.
+    info = env.run(lambda repo: show(repo, target, raw=raw, render=PayloadRenderer(repo)))
     if env.json or raw:
         env.out.json(info)
     elif info.get("kind") == "session":

@@ -2,12 +2,13 @@
 
 from .maintenance import FsckReport, GcReport, fsck, gc, reachable
 from .repo import ANY, Repository
-from .state import SessionState, fold, linearize
+from .state import PayloadRender, SessionState, fold, linearize
 
 __all__ = [
     "ANY",
     "FsckReport",
     "GcReport",
+    "PayloadRender",
     "Repository",
     "SessionState",
     "fold",

@@ -35,7 +35,7 @@ from ..errors import (
 )
 from ..stores.base import ObjectStore, RefStore
 from ..stores.catalog import CatalogStore, MemoryCatalogStore
-from .state import SessionState, fold
+from .state import PayloadRender, SessionState, fold
 
 __all__ = ["ANY", "Repository"]
 
@@ -657,10 +657,16 @@ class Repository:
         for b in reversed(seg):
             yield b
 
-    async def materialize(self, session_id: str) -> SessionState:
-        """Metadata, messages and events of the session as of its head."""
+    async def materialize(
+        self, session_id: str, *, render: PayloadRender | None = None
+    ) -> SessionState:
+        """Metadata, messages and events of the session as of its head; ``render`` gives
+        what each block shows (from a layer that knows the payload's format)."""
         head = await self.require_head(session_id)
-        return fold(await self.history(head), session_id)
+        blocks = await self.history(head)
+        if render is None:
+            return fold(blocks, session_id)
+        return fold(blocks, session_id, payloads=[await render(b) for b in blocks])
 
     # ------------------------------------------------------------------ revisions
     async def resolve_rev(self, session_id: str, rev: str | int | None) -> ObjectId:

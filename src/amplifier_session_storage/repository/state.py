@@ -3,18 +3,28 @@
 Pure functions over already-resolved blocks; the repository decides the order (first-parent
 chain, with merged branches spliced in by time) and this module decides what each block
 type means. ``SessionStateReader`` in the seed API is a thin shell over :func:`fold`.
+
+Payloads are folded as stored. A layer above that knows a storage format (e.g. the
+Amplifier import's skeleton messages, ``compat.amplifier.view``) passes what a block shows
+as ``payloads``, or a :data:`PayloadRender` to ``Repository.materialize``: this module
+never interprets a format.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.ids import ObjectId
 from ..core.objects import Block, BlockType, ChunkedPayload
+from ..errors import InvalidInputError
 
-__all__ = ["SessionState", "fold", "linearize"]
+__all__ = ["PayloadRender", "SessionState", "fold", "linearize"]
+
+PayloadRender = Callable[[Block], Awaitable[Any]]
+"""What a block shows readers: its payload as the application wrote it (``block.data``
+when nothing needs rendering). Given by a layer above the repository."""
 
 
 @dataclass
@@ -35,15 +45,28 @@ def _as_dict(value: Any) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {"value": value}
 
 
-def fold(blocks: Iterable[Block], session_id: str | None = None) -> SessionState:
-    """Apply ``blocks`` (oldest first, payloads resolved) to an empty state."""
+def fold(
+    blocks: Iterable[Block],
+    session_id: str | None = None,
+    *,
+    payloads: Sequence[Any] | None = None,
+) -> SessionState:
+    """Apply ``blocks`` (oldest first, payloads resolved) to an empty state; ``payloads``
+    (one per block, in order) replace the blocks' own ``data`` when given."""
     state = SessionState(session_id or "")
     pending_chunks: dict[str, list[Any]] = {}
     last: Block | None = None
-    for b in blocks:
+    pairs: Iterator[tuple[Block, Any]]
+    if payloads is None:
+        pairs = ((b, b.data) for b in blocks)
+    else:
+        seq = list(blocks)
+        if len(seq) != len(payloads):
+            raise InvalidInputError(f"{len(payloads)} payloads for {len(seq)} blocks")
+        pairs = zip(seq, payloads, strict=True)
+    for b, data in pairs:
         last = b
         state.blocks += 1
-        data = b.data
         if isinstance(data, ChunkedPayload):
             raise ValueError(f"block {b.block_id} has an unresolved payload")
         t = b.block_type

@@ -1,7 +1,9 @@
 """SessionTool: lets an agent list, read, search and analyse sessions, and plan rewinds.
 
 Reads through a :class:`~amplifier_session_storage.compat.storage.RepositoryBlockStorage`
-(the local store by default). ``rewind_session`` is a dry run unless told otherwise, and a
+(the local store by default). Sessions imported from Amplifier folders are read as the
+application wrote them: messages and event lines rendered from their stored skeletons
+(``compat.amplifier.view``). ``rewind_session`` is a dry run unless told otherwise, and a
 real rewind writes a REWIND block: nothing is ever deleted.
 """
 
@@ -11,12 +13,14 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from ..compat.amplifier.view import PayloadRenderer
 from ..compat.config import StorageConfig
 from ..compat.storage import LocalBlockStorage, RepositoryBlockStorage
 from ..core.ids import validate_project_slug, validate_session_id
 from ..core.objects import BlockType
 from ..errors import InvalidInputError
 from ..repository.repo import Repository
+from ..repository.state import SessionState
 
 __all__ = ["SessionTool", "SessionToolConfig"]
 
@@ -93,6 +97,13 @@ class SessionTool:
     async def _repo(self) -> Repository:
         return await self._storage.repository()
 
+    async def _state(
+        self, session_id: str, *, messages: bool = True, events: bool = True
+    ) -> SessionState:
+        repo = await self._repo()
+        render = PayloadRenderer(repo, messages=messages, events=events)
+        return await repo.materialize(session_id, render=render)
+
     def _excerpt(self, content: Any) -> str:
         text = _text(content)
         n = self.config.max_excerpt_length
@@ -110,7 +121,7 @@ class SessionTool:
 
     async def get_session(self, session_id: str, include_messages: bool = True) -> dict[str, Any]:
         validate_session_id(session_id)
-        state = await (await self._repo()).materialize(session_id)
+        state = await self._state(session_id, events=False)
         out: dict[str, Any] = {
             "session_id": session_id,
             "metadata": state.metadata,
@@ -133,7 +144,7 @@ class SessionTool:
         hits: list[dict[str, Any]] = []
         cap = min(limit or self.config.max_results, self.config.max_results)
         for summary in await repo.list_sessions(self.config.project_slug, 10_000, 0):
-            state = await repo.materialize(summary["session_id"])
+            state = await self._state(summary["session_id"], events=False)
             for i, m in enumerate(state.messages):
                 text = _text(m.get("content"))
                 pos = text.lower().find(needle)
@@ -162,7 +173,7 @@ class SessionTool:
         validate_session_id(session_id)
         if limit < 0 or offset < 0:
             raise InvalidInputError("limit and offset must be >= 0")
-        state = await (await self._repo()).materialize(session_id)
+        state = await self._state(session_id, messages=False)
         selected = [
             e
             for e in state.events
@@ -177,7 +188,7 @@ class SessionTool:
 
     async def analyze_events(self, session_id: str) -> dict[str, Any]:
         validate_session_id(session_id)
-        state = await (await self._repo()).materialize(session_id)
+        state = await self._state(session_id, messages=False)
         counts = Counter(_event_type(e) for e in state.events)
         return {
             "session_id": session_id,

@@ -6,7 +6,10 @@
 * :mod:`.reading`, :mod:`.compare`, :mod:`.importer` -- incremental, content-checked import
   of one session folder;
 * :mod:`.render`, :mod:`.exporter` -- byte-identical export back to the Amplifier layout;
-* :mod:`.session_info` -- the import state, metadata and fork rule a session's blocks hold.
+* :mod:`.session_info` -- the import state, metadata and fork rule a session's blocks hold;
+* :mod:`.view` -- what readers show for imported blocks: the messages and event lines the
+  stored skeletons stand for (:class:`PayloadRenderer`, for the CLI, SessionTool and
+  SessionStateReader).
 
 ``SessionMigrator`` (``compat.migrator``) discovers folders and drives the importer. Library
 calls for the CLI verbs: ``import`` -> ``SessionMigrator(storage, user).import_path(path)``;
@@ -19,6 +22,7 @@ from .exporter import ExportResult, export_all, export_path, export_session, ren
 from .format import ForkRule, parse_ts_ns
 from .importer import ImportOutcome, ImportWarning, SessionFiles, SessionImporter
 from .session_info import OwnInfo, own_info
+from .view import PayloadRenderer
 
 __all__ = [
     "BlobCache",
@@ -28,6 +32,7 @@ __all__ = [
     "ImportOutcome",
     "ImportWarning",
     "OwnInfo",
+    "PayloadRenderer",
     "SessionFiles",
     "SessionImporter",
     "export_all",

@@ -105,9 +105,15 @@ def human_size(n: int) -> str:
     return f"{value:.1f} {unit}"
 
 
-def block_summary(block: Block) -> str:
-    """One line saying what ``block`` records (FORK, REWIND and MERGE in capitals)."""
-    t, data = block.block_type, block.data
+_STORED: Any = object()
+
+
+def block_summary(block: Block, data: Any = _STORED) -> str:
+    """One line saying what ``block`` records (FORK, REWIND and MERGE in capitals);
+    ``data``: its payload as shown (a ``PayloadRender``'s), else ``block.data``."""
+    t = block.block_type
+    if data is _STORED:
+        data = block.data
     d = data if isinstance(data, dict) else {}
     if isinstance(data, ChunkedPayload):
         kind = "message" if t is BlockType.MESSAGE else t.value
@@ -115,8 +121,11 @@ def block_summary(block: Block) -> str:
     if t is BlockType.MESSAGE:
         return one_line(f"{d.get('role', '?')}: {message_text(d.get('content'))}")
     if t is BlockType.EVENT:
-        size = len(json.dumps(jsonable(d.get("data")), ensure_ascii=False))
-        return one_line(f"event {d.get('event_type', '?')} ({human_size(size)})")
+        kind = d.get("event_type") or d.get("event") or "?"
+        if "data" not in d:
+            return one_line(f"event {kind}")
+        size = len(json.dumps(jsonable(d["data"]), ensure_ascii=False))
+        return one_line(f"event {kind} ({human_size(size)})")
     if t is BlockType.EVENT_CHUNK:
         return f"event chunk {d.get('chunk_index', '?')} of {d.get('event_id', '?')}"
     if t is BlockType.SESSION_CREATED:

@@ -12,6 +12,7 @@ from ...core.refnames import session_ref
 from ...errors import InvalidInputError, SessionNotFoundError
 from ...stores.base import ReflogEntry
 from ..repo import Repository
+from ..state import PayloadRender
 from .common import block_summary, iso_time
 
 __all__ = ["GraphRow", "Line", "LogEntry", "Segment", "format_log", "graph_layout", "log", "reflog"]
@@ -32,7 +33,8 @@ class LogEntry:
     user_id: str = ""
 
     @classmethod
-    def of(cls, b: Block, refs: Sequence[str] = ()) -> LogEntry:
+    def of(cls, b: Block, refs: Sequence[str] = (), data: Any = None) -> LogEntry:
+        """``data``: the payload as shown (None: the block's own)."""
         return cls(
             b.block_id,
             b.session_id,
@@ -41,7 +43,7 @@ class LogEntry:
             b.timestamp_ns,
             [p.hex() for p in b.parents],
             list(refs),
-            block_summary(b),
+            block_summary(b) if data is None else block_summary(b, data),
             b.user_id,
         )
 
@@ -61,11 +63,17 @@ class LogEntry:
 
 
 async def log(
-    repo: Repository, session_id: str | None = None, *, limit: int | None = None, dag: bool = False
+    repo: Repository,
+    session_id: str | None = None,
+    *,
+    limit: int | None = None,
+    dag: bool = False,
+    render: PayloadRender | None = None,
 ) -> list[LogEntry]:
     """Blocks newest first. With a session and not ``dag``: its first-parent chain (what the
     session is; ``limit`` blocks are read, never the whole history). With ``dag`` or without
-    a session: every block reachable from the head(s), through all parents, by time."""
+    a session: every block reachable from the head(s), through all parents, by time.
+    ``render``: what a block's payload shows (its summary)."""
     if limit is not None and limit < 0:
         raise InvalidInputError("the limit must be >= 0")
     if session_id is not None:
@@ -80,7 +88,9 @@ async def log(
     else:
         ordered = sorted(set(heads.values()))
         walker = repo.walk_all(ordered, limit=limit)
-    return [LogEntry.of(b, refs.get(b.id, ())) async for b in walker]
+    if render is None:
+        return [LogEntry.of(b, refs.get(b.id, ())) async for b in walker]
+    return [LogEntry.of(b, refs.get(b.id, ()), await render(b)) async for b in walker]
 
 
 @dataclass

@@ -12,9 +12,10 @@ from typing import Any
 
 from ...core.codec import unpack
 from ...core.ids import ObjectId, is_hex_prefix
-from ...core.objects import BlockType, object_kind
+from ...core.objects import Block, BlockType, object_kind
 from ...errors import InvalidInputError, NotFoundError, SessionNotFoundError
 from ..repo import Repository
+from ..state import PayloadRender, fold
 from .common import block_summary, iso_time, jsonable, message_text, one_line
 
 __all__ = [
@@ -79,12 +80,16 @@ async def raw_object(repo: Repository, oid: ObjectId) -> Any:
     return jsonable(unpack(await repo.read_object(oid), oid.hex()))
 
 
-async def show_block(repo: Repository, oid: ObjectId) -> dict[str, Any]:
-    """A block (payload resolved) or a chunk, as a JSON-ready dict."""
+async def show_block(
+    repo: Repository, oid: ObjectId, render: PayloadRender | None = None
+) -> dict[str, Any]:
+    """A block (payload resolved, and rendered by ``render`` when given) or a chunk, as a
+    JSON-ready dict."""
     canonical = await repo.read_object(oid)
     if object_kind(canonical) != "b":
         return {"kind": "chunk", "id": oid.hex(), "size": len(canonical)}
     b = await repo.get_block(oid)
+    data = b.data if render is None else await render(b)
     return {
         "kind": "block",
         "id": b.block_id,
@@ -98,14 +103,23 @@ async def show_block(repo: Repository, oid: ObjectId) -> dict[str, Any]:
         "user_id": b.user_id,
         "device_id": b.device_id,
         "size": b.size_bytes,
-        "summary": block_summary(b),
-        "data": jsonable(b.data),
+        "summary": block_summary(b, data),
+        "data": jsonable(data),
     }
 
 
-async def session_summary(repo: Repository, session_id: str) -> dict[str, Any]:
-    """A session as of its head: metadata, counts and the last messages."""
-    state = await repo.materialize(session_id)
+async def session_summary(
+    repo: Repository, session_id: str, render: PayloadRender | None = None
+) -> dict[str, Any]:
+    """A session as of its head: metadata, counts and the last messages (those rendered
+    by ``render`` when given; nothing else is)."""
+    blocks = await repo.history(await repo.require_head(session_id))
+    state = fold(blocks, session_id)
+    last = state.messages[-5:]
+    if render is not None:
+        tail = [b for b in blocks if b.block_type is BlockType.MESSAGE][-5:]
+        shown = [await render(b) for b in tail]
+        last = [d if isinstance(d, dict) else {"content": d} for d in shown]
     return {
         "kind": "session",
         "session_id": state.session_id,
@@ -117,21 +131,23 @@ async def session_summary(repo: Repository, session_id: str) -> dict[str, Any]:
         "deleted": state.deleted,
         "metadata": jsonable(state.metadata),
         "last_messages": [
-            one_line(f"{m.get('role', '?')}: {message_text(m.get('content'))}")
-            for m in state.messages[-5:]
+            one_line(f"{m.get('role', '?')}: {message_text(m.get('content'))}") for m in last
         ],
     }
 
 
-async def show(repo: Repository, spec: str, *, raw: bool = False) -> dict[str, Any]:
+async def show(
+    repo: Repository, spec: str, *, raw: bool = False, render: PayloadRender | None = None
+) -> dict[str, Any]:
     """What ``spec`` names: a session summary (bare SESSION), a block or a chunk; with
-    ``raw`` the stored object decoded as it is (for a session: its head block)."""
+    ``raw`` the stored object decoded as it is (for a session: its head block).
+    ``render``: what a block's payload shows (e.g. an imported message's text)."""
     target = await resolve_target(repo, spec)
     if raw:
         return {"id": target.oid.hex(), "object": await raw_object(repo, target.oid)}
     if target.is_session and target.session_id is not None:
-        return await session_summary(repo, target.session_id)
-    return await show_block(repo, target.oid)
+        return await session_summary(repo, target.session_id, render)
+    return await show_block(repo, target.oid, render)
 
 
 async def read_verified(repo: Repository, spec: str) -> bytes:
@@ -163,50 +179,76 @@ class MessageDiff:
         }
 
 
-async def _messages_at(repo: Repository, oid: ObjectId) -> list[tuple[ObjectId, Any]]:
-    return [(b.id, b.data) for b in await repo.history(oid) if b.block_type is BlockType.MESSAGE]
+class _Messages:
+    """The messages of one head; payloads rendered (and keyed) on first use only, so a
+    prefix shared by block id is never rendered."""
 
+    def __init__(self, blocks: list[Block], render: PayloadRender | None) -> None:
+        self.blocks = [b for b in blocks if b.block_type is BlockType.MESSAGE]
+        self.render = render
+        self._data: dict[int, Any] = {}
+        self._keys: dict[int, str] = {}
 
-def _key(data: Any) -> str:
-    return json.dumps(jsonable(data), sort_keys=True, ensure_ascii=False)
+    def __len__(self) -> int:
+        return len(self.blocks)
 
+    async def data(self, i: int) -> Any:
+        if i not in self._data:
+            b = self.blocks[i]
+            self._data[i] = b.data if self.render is None else await self.render(b)
+        return self._data[i]
 
-async def diff_heads(repo: Repository, a: str, b: str) -> MessageDiff:
-    """The messages of ``a`` and ``b`` (each ``SESSION[@REV]`` or a block id) compared:
-    a shared prefix and suffix by block id or equal content, then a sequence diff."""
-    ta, tb = await resolve_target(repo, a), await resolve_target(repo, b)
-    ma, mb = await _messages_at(repo, ta.oid), await _messages_at(repo, tb.oid)
+    async def key(self, i: int) -> str:
+        if i not in self._keys:
+            self._keys[i] = json.dumps(
+                jsonable(await self.data(i)), sort_keys=True, ensure_ascii=False
+            )
+        return self._keys[i]
 
-    def same(x: tuple[ObjectId, Any], y: tuple[ObjectId, Any]) -> bool:
-        return x[0] == y[0] or _key(x[1]) == _key(y[1])
-
-    lo = 0
-    while lo < min(len(ma), len(mb)) and same(ma[lo], mb[lo]):
-        lo += 1
-    ea, eb = len(ma), len(mb)
-    while ea > lo and eb > lo and same(ma[ea - 1], mb[eb - 1]):
-        ea, eb = ea - 1, eb - 1
-    result = MessageDiff(a, b, ta.oid.hex(), tb.oid.hex(), lo + (len(ma) - ea))
-    matcher = difflib.SequenceMatcher(
-        None, [_key(d) for _, d in ma[lo:ea]], [_key(d) for _, d in mb[lo:eb]], autojunk=False
-    )
-
-    def item(i: int, m: tuple[ObjectId, Any]) -> dict[str, Any]:
-        d = m[1] if isinstance(m[1], dict) else {"content": m[1]}
+    async def item(self, i: int) -> dict[str, Any]:
+        data = await self.data(i)
+        d = data if isinstance(data, dict) else {"content": data}
         return {
             "index": i,
-            "block_id": m[0].hex(),
+            "block_id": self.blocks[i].block_id,
             "role": d.get("role"),
             "text": message_text(d.get("content")),
             "message": jsonable(d),
         }
 
+
+async def diff_heads(
+    repo: Repository, a: str, b: str, render: PayloadRender | None = None
+) -> MessageDiff:
+    """The messages of ``a`` and ``b`` (each ``SESSION[@REV]`` or a block id) compared:
+    a shared prefix and suffix by block id or equal content, then a sequence diff.
+    ``render``: what a message block's payload shows (compared and reported)."""
+    ta, tb = await resolve_target(repo, a), await resolve_target(repo, b)
+    ma = _Messages(await repo.history(ta.oid), render)
+    mb = _Messages(await repo.history(tb.oid), render)
+
+    async def same(i: int, j: int) -> bool:
+        return ma.blocks[i].id == mb.blocks[j].id or await ma.key(i) == await mb.key(j)
+
+    lo = 0
+    while lo < min(len(ma), len(mb)) and await same(lo, lo):
+        lo += 1
+    ea, eb = len(ma), len(mb)
+    while ea > lo and eb > lo and await same(ea - 1, eb - 1):
+        ea, eb = ea - 1, eb - 1
+    result = MessageDiff(a, b, ta.oid.hex(), tb.oid.hex(), lo + (len(ma) - ea))
+    matcher = difflib.SequenceMatcher(
+        None,
+        [await ma.key(i) for i in range(lo, ea)],
+        [await mb.key(j) for j in range(lo, eb)],
+        autojunk=False,
+    )
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
             result.common += i2 - i1
             continue
-        result.removed += [item(lo + i, ma[lo + i]) for i in range(i1, i2)]
-        result.added += [item(lo + j, mb[lo + j]) for j in range(j1, j2)]
+        result.removed += [await ma.item(lo + i) for i in range(i1, i2)]
+        result.added += [await mb.item(lo + j) for j in range(j1, j2)]
     return result
 
 
