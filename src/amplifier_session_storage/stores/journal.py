@@ -289,12 +289,16 @@ class Journals:
         self.seal_records = seal_records
         self._by_number: dict[int, Journal] = {}
         self._order: list[Journal] = []  # newest first
-        self.changed_packs = False  # a seal or a set-aside committed a pack: relist packs
+        # This object changed the directory (a seal or a set-aside committed a pack) or
+        # listed it itself (relist): the owning store's listing is out of date.
+        self.dir_changed = False
 
     # -- which journals exist ----------------------------------------------------------
 
-    def sync_names(self, found: dict[int, int]) -> None:
-        """Adopt the directory listing: ``found`` maps journal number -> inode."""
+    def sync_names(self, found: dict[int, int]) -> bool:
+        """Adopt the directory listing: ``found`` maps journal number -> inode. ``False`` if
+        a journal it names was gone by the time it was opened: the listing is out of date."""
+        whole = True
         for number, j in list(self._by_number.items()):
             if found.get(number) != j.ino:
                 self._drop(j)
@@ -302,8 +306,9 @@ class Journals:
             try:
                 self._by_number[number] = Journal(self.dir_fd, number)
             except FileNotFoundError:
-                continue
+                whole = False
         self._order = sorted(self._by_number.values(), key=lambda j: -j.number)
+        return whole
 
     def _listing(self) -> tuple[dict[int, int], int]:
         """(journal number -> inode of every journal file, highest number ever used)."""
@@ -320,6 +325,7 @@ class Journals:
     def relist(self) -> int:
         found, top = self._listing()
         self.sync_names(found)
+        self.dir_changed = True  # the store lists again too: packs may have changed as well
         return top
 
     def _drop(self, j: Journal) -> None:
@@ -504,7 +510,7 @@ class Journals:
         if fsync:
             fsync_dir(dfd)  # committed
         j.state, j.sealed_as, j.tail = SEALED, name, CHECKSUM
-        self.changed_packs = True
+        self.dir_changed = True
         self._finish_seal(j)
 
     def _copy_as(self, j: Journal, target: str, size: int) -> None:
@@ -537,7 +543,7 @@ class Journals:
             os.unlink(j.name, dir_fd=dfd)
         if self.fsync:
             fsync_dir(dfd)
-        self.changed_packs = True
+        self.dir_changed = True
         self._drop(j)
         self.relist()
 
@@ -553,7 +559,7 @@ class Journals:
             except BaseException:
                 writer.abort()
                 raise
-            self.changed_packs = True
+            self.dir_changed = True
         dfd = self.dir_fd
         os.rename(j.name, f"journal-{j.number}.damaged", src_dir_fd=dfd, dst_dir_fd=dfd)
         if self.fsync:

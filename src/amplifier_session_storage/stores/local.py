@@ -20,8 +20,9 @@ import os
 import resource
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from ..core.ids import ID_HEX_LEN, ObjectId
 from ..errors import StorageError
@@ -60,6 +61,10 @@ _RACY_NS = 50_000_000  # 50 ms: well above the file-system timestamp granularity
 
 
 _Hit = tuple[PackReader, int] | tuple[Journal, int, int]  # a packed or a journal record
+_T = TypeVar("_T")
+# What a listing of the pack directory says is there: the committed packs (idx names) and
+# the journals (number, inode). Temp files and .del files are left out: they move no object.
+_Listing = tuple[frozenset[str], frozenset[tuple[int, int]]]
 
 
 def _is_hex(text: str) -> bool:
@@ -79,6 +84,8 @@ class LocalObjectStore(ObjectStore):
     discovered from the directory listing on first use; pack indexes are mapped lazily, so
     opening a store costs nothing per pack; at most ``max_open_packs`` are open at once
     (default: an eighth of the file-descriptor limit), the least recently used are closed.
+    A miss is only reported once a full probe found nothing between two listings of the
+    pack directory that agree (``_lookup``): other processes seal and repack meanwhile.
     """
 
     def __init__(
@@ -105,6 +112,8 @@ class LocalObjectStore(ObjectStore):
         self._open: OrderedDict[str, PackReader] = OrderedDict()
         self._last: PackReader | None = None
         self._stamp = -1
+        self._listing: _Listing | None = None  # the last listing adopted
+        self._generation = 0  # bumped whenever a listing differs from the one before
         self._filter: IdFilter | None = None  # built on the first miss
         self._use_journal = journal
         self._journals = Journals(
@@ -144,15 +153,22 @@ class LocalObjectStore(ObjectStore):
         assert self._packs is not None
         return self._packs
 
-    def _refresh(self) -> list[PackReader]:
-        """Pick up packs and journals created (or removed) by other processes; returns the
-        new packs."""
-        if self._journals.changed_packs:  # this process sealed a journal
-            self._journals.changed_packs = False
+    def _refresh(self) -> bool:
+        """Adopt the pack directory's listing: packs and journals other processes created or
+        removed. ``True`` (and ``_generation`` bumped) if it differs from the listing adopted
+        before, or could not be adopted whole (a journal it names was gone by the time it
+        was opened): then the directory changed since that listing.
+
+        The directory's mtime tells whether anything was created, renamed or removed in it
+        since the last listing, so an unchanged directory costs one ``fstat``.
+        """
+        if self._journals.dir_changed:  # this process sealed, set aside or relisted
+            self._journals.dir_changed = False
             self._stamp = -1
+        now = time.time_ns()
         mtime = os.fstat(self._pack_fd).st_mtime_ns
         if self._packs is not None and mtime == self._stamp:
-            return []
+            return False
         names: set[str] = set()
         dels: set[str] = set()
         journals: dict[int, int] = {}
@@ -167,7 +183,7 @@ class LocalObjectStore(ObjectStore):
                 number = journal_number(entry.name)
                 if number is not None:
                     journals[number] = entry.inode()
-        self._journals.sync_names(journals)
+        whole = self._journals.sync_names(journals)
         old = self._packs or []
         known = {p.name for p in old}
         fresh = [PackReader(self._pack_fd, n, n in dels) for n in sorted(names - known)]
@@ -179,10 +195,16 @@ class LocalObjectStore(ObjectStore):
         if self._filter is not None:
             for p in fresh:
                 self._filter_add(p.id_block() if self._ready(p) else b"")
-        # The directory's mtime has a coarse granularity: a change within the same tick as
-        # this scan would go unseen, so trust the stamp only once the tick is safely past.
-        self._stamp = mtime if time.time_ns() - mtime > _RACY_NS else -1
-        return fresh
+        listing = (frozenset(names), frozenset(journals.items()))
+        changed = listing != self._listing or not whole
+        self._listing = listing
+        if changed:
+            self._generation += 1
+        # The directory's mtime has a coarse granularity: a change in the same tick as the
+        # fstat above would leave it as it is, so trust it only if that tick was safely past
+        # before the fstat (and the listing was adopted whole).
+        self._stamp = mtime if whole and now - mtime > _RACY_NS else -1
+        return changed
 
     def _filter_add(self, ids: bytes) -> None:
         f = self._filter
@@ -220,25 +242,21 @@ class LocalObjectStore(ObjectStore):
         pack.close()
 
     def _find_packed(
-        self, oid: ObjectId, rescan: bool = True, expect_miss: bool = False
+        self, oid: ObjectId, expect_miss: bool = False
     ) -> tuple[PackReader, int] | None:
-        """The pack holding ``oid``. ``expect_miss`` (presence checks before a write) builds
-        the id filter if needed; a plain read only uses it once it exists, so the first
-        read after opening a store with many packs does not pay for indexing every id."""
+        """The pack holding ``oid``, among the packs listed so far. ``expect_miss``
+        (presence checks before a write) builds the id filter if needed; a plain read only
+        uses it once it exists, so the first read after opening a store with many packs does
+        not pay for indexing every id."""
         last = self._last
         if last is not None:
             pos = last.find(oid)
             if pos >= 0:
                 return last, pos
-        hit = None
         f = self._id_filter() if expect_miss else self._filter
         if f is None or oid in f:
-            hit = self._probe(oid, self._all_packs(), last)
-        if hit is None and rescan:
-            fresh = self._refresh()
-            if fresh:
-                hit = self._probe(oid, fresh, None)
-        return hit
+            return self._probe(oid, self._all_packs(), last)
+        return None
 
     def _probe(
         self, oid: ObjectId, packs: list[PackReader], skip: PackReader | None
@@ -261,21 +279,65 @@ class LocalObjectStore(ObjectStore):
             self._refresh()  # the first listing also finds the journals
         return self._journals.find(oid)
 
-    def _find_packed_or_journal(
-        self, oid: ObjectId, rescan: bool = True, expect_miss: bool = False
-    ) -> _Hit | None:
-        """The pack (or, after a rescan, journal) record of ``oid``. A rescan picks up packs
-        and journals other processes created, and records they appended; a journal they
-        sealed meanwhile is skipped and its records are found in the new pack."""
-        hit = self._find_packed(oid, rescan=False, expect_miss=expect_miss)
-        if hit is not None or not rescan:
-            return hit
-        fresh = self._refresh()
-        self._journals.rescan()
+    def _probe_all(
+        self, oid: ObjectId, loose: Callable[[ObjectId], _T | None], expect_miss: bool
+    ) -> _Hit | _T | None:
+        """One look in every place the current listing names: the journals (as read so
+        far), the loose file (``loose`` returns what the caller wants of it, or ``None``)
+        and the packs."""
         jhit = self._journals.find(oid)
         if jhit is not None:
             return jhit
-        return self._probe(oid, fresh, None) if fresh else None
+        found = loose(oid)
+        if found is not None:
+            return found
+        return self._find_packed(oid, expect_miss)
+
+    def _lookup(
+        self, oid: ObjectId, loose: Callable[[ObjectId], _T | None], expect_miss: bool = False
+    ) -> _Hit | _T | None:
+        """Where ``oid`` is, or ``None`` once it is certainly absent (the slow path, after
+        the quick looks missed).
+
+        Other processes move objects meanwhile: a seal turns a journal into a pack, a repack
+        copies journals, packs and loose files into a new pack; each commits the new place
+        before it removes the old one. A listing of the pack directory followed by a look in
+        every place it names can still miss an object that moved after the listing (into a
+        pack the listing does not name) or whose place vanished before it was opened. So:
+        list, look everywhere, list again; a miss counts only if the two listings agree
+        (same packs, same journal files): then nothing the object could have moved into was
+        committed in between, and nothing listed was removed (docs/design-local.md,
+        "Reading"). Otherwise look again with the new listing.
+        """
+        self._refresh()
+        while True:
+            generation = self._generation
+            self._journals.rescan()  # records appended meanwhile; journals sealed meanwhile
+            hit = self._probe_all(oid, loose, expect_miss)
+            if hit is not None:
+                return hit
+            self._refresh()
+            if self._generation == generation:
+                return None
+
+    def _read_loose(self, oid: ObjectId) -> bytes | None:
+        fan, rest = self._split(oid)
+        try:
+            fd = os.open(f"{fan}/{rest}", _RDONLY, dir_fd=self._obj_fd)
+        except FileNotFoundError:
+            return None
+        try:
+            return read_fd(fd)
+        finally:
+            os.close(fd)
+
+    def _loose_exists(self, oid: ObjectId) -> bool | None:
+        fan, rest = self._split(oid)
+        try:
+            os.stat(f"{fan}/{rest}", dir_fd=self._obj_fd)
+        except FileNotFoundError:
+            return None
+        return True
 
     # -- contract ----------------------------------------------------------------------
 
@@ -283,18 +345,13 @@ class LocalObjectStore(ObjectStore):
         oid = ObjectId(oid)
         hit = self._find_quick(oid)
         if hit is None:
-            fan, rest = self._split(oid)
-            try:
-                fd = os.open(f"{fan}/{rest}", _RDONLY, dir_fd=self._obj_fd)
-            except FileNotFoundError:
-                hit = self._find_packed_or_journal(oid)
-                if hit is None:
-                    return None
-            else:
-                try:
-                    return read_fd(fd)
-                finally:
-                    os.close(fd)
+            data = self._read_loose(oid)
+            if data is not None:
+                return data
+            found = self._lookup(oid, self._read_loose)
+            if not isinstance(found, tuple):
+                return found  # the loose file's frame, or None: absent
+            hit = found
         if isinstance(hit[0], Journal):
             j, off, n = hit
             return j.read(off, n)
@@ -314,34 +371,46 @@ class LocalObjectStore(ObjectStore):
                 return last, pos
         return None
 
-    def _has(self, oid: ObjectId, rescan: bool = True) -> bool:
-        jhit = self._find_journal(oid)
-        if jhit is None:
-            fan, rest = self._split(oid)
-            try:
-                os.stat(f"{fan}/{rest}", dir_fd=self._obj_fd)
-                return True
-            except FileNotFoundError:
-                hit = self._find_packed_or_journal(oid, rescan, expect_miss=True)
-                if hit is None:
-                    return False
-                if not isinstance(hit[0], Journal):
-                    return True
-                jhit = hit
-        assert jhit is not None
-        # Another process may have appended the record and not synced it yet: a write that
-        # is skipped because the object is "there" must not rest on undurable bytes.
-        jhit[0].make_durable(jhit[1], self._fsync)
+    def _present(self, hit: _Hit | bool | None) -> bool:
+        if hit is None:
+            return False
+        if isinstance(hit, tuple) and isinstance(hit[0], Journal):
+            # Another process may have appended the record and not synced it yet: a write
+            # that is skipped because the object is "there" must not rest on undurable bytes.
+            hit[0].make_durable(hit[1], self._fsync)
         return True
+
+    def _has(self, oid: ObjectId) -> bool:
+        hit: _Hit | bool | None = self._find_journal(oid)
+        if hit is None:
+            hit = self._loose_exists(oid)
+            if hit is None:
+                hit = self._lookup(oid, self._loose_exists, expect_miss=True)
+        return self._present(hit)
+
+    def _has_now(self, oid: ObjectId) -> bool:
+        """Presence among the places already listed and read (no listing, no rescan)."""
+        return self._present(self._probe_all(oid, self._loose_exists, expect_miss=True))
 
     async def has(self, oid: ObjectId) -> bool:
         return self._has(ObjectId(oid))
 
     async def has_many(self, oids: Iterable[ObjectId]) -> set[ObjectId]:
-        wanted = {ObjectId(o) for o in oids}
+        """As ``has`` for each, with one listing per round: a round looks for every id not
+        found yet, and ends the search once the listings before and after it agree."""
+        todo = {ObjectId(o) for o in oids}
+        found: set[ObjectId] = set()
         self._refresh()
-        self._journals.rescan()
-        return {o for o in wanted if self._has(o, rescan=False)}
+        while todo:
+            generation = self._generation
+            self._journals.rescan()
+            hits = {o for o in todo if self._has_now(o)}
+            found |= hits
+            todo -= hits
+            self._refresh()
+            if self._generation == generation:
+                break
+        return found
 
     def _has_small(self, oid: ObjectId) -> bool:
         """The presence check before a journal write: journals, the loose file, and packs
@@ -359,7 +428,7 @@ class LocalObjectStore(ObjectStore):
             return True
         except FileNotFoundError:
             pass
-        return self._filter is not None and self._find_packed(oid, rescan=False) is not None
+        return self._filter is not None and self._find_packed(oid) is not None
 
     async def put(self, oid: ObjectId, data: bytes) -> None:
         oid = ObjectId(oid)
@@ -398,7 +467,9 @@ class LocalObjectStore(ObjectStore):
             return
         self._refresh()
         self._journals.rescan()
-        todo = {oid: data for oid, data in batch.items() if not self._has(oid, rescan=False)}
+        # One look, no second listing: an object missed here (it moved meanwhile) is only
+        # written again, a duplicate that repack merges.
+        todo = {oid: data for oid, data in batch.items() if not self._has_now(oid)}
         if len(todo) == 1:
             [(oid, data)] = todo.items()
             self._put_loose(oid, data)
@@ -635,26 +706,35 @@ class LocalObjectStore(ObjectStore):
         return removed
 
     async def list(self) -> AsyncIterator[ObjectId]:
+        """Every object, each once: as ``_lookup``, a round lists the loose files, the
+        journals and the packs; a round is repeated (yielding only ids not yielded yet) until
+        the pack directory's listings before and after it agree, so an object that a seal or
+        repack moved meanwhile is listed from its new place."""
         seen: set[bytes] = set()
-        for _, _, oid in list(self._loose()):
-            seen.add(oid)
-            yield oid
         self._refresh()
-        for raw in list(self._journals.ids()):
-            if raw not in seen:
-                seen.add(raw)
-                yield ObjectId(raw)
-        self._refresh()  # a journal sealed meanwhile is a pack now
-        for pack in list(self._all_packs()):
-            if not self._ready(pack):
-                continue
-            # a segment pack lists in pack order: a list-then-get walk (fsck) then
-            # decompresses each segment once instead of once per object
-            live = pack.ids_in_pack_order() if pack.segmented else list(pack.ids())
-            for _, raw in live:
+        while True:
+            generation = self._generation
+            for _, _, oid in list(self._loose()):
+                if oid not in seen:
+                    seen.add(oid)
+                    yield oid
+            for raw in list(self._journals.ids()):
                 if raw not in seen:
                     seen.add(raw)
                     yield ObjectId(raw)
+            for pack in list(self._all_packs()):
+                if not self._ready(pack):
+                    continue
+                # a segment pack lists in pack order: a list-then-get walk (fsck) then
+                # decompresses each segment once instead of once per object
+                live = pack.ids_in_pack_order() if pack.segmented else list(pack.ids())
+                for _, raw in live:
+                    if raw not in seen:
+                        seen.add(raw)
+                        yield ObjectId(raw)
+            self._refresh()
+            if self._generation == generation:
+                return
 
     async def close(self) -> None:
         if self._closed:
@@ -675,15 +755,16 @@ class LocalObjectStore(ObjectStore):
         """Where ``get`` reads ``oid`` from (the same order: damage planted there is seen)."""
         oid = ObjectId(oid)
         pack_dir = self.root / "objects" / "pack"
+        fan, rest = self._split(oid)
+        loose = self.root / "objects" / fan / rest
         hit = self._find_quick(oid)
         if hit is None:
-            fan, rest = self._split(oid)
-            loose = self.root / "objects" / fan / rest
-            if loose.exists():
+            found = self._loose_exists(oid) or self._lookup(oid, self._loose_exists)
+            if found is None:
+                raise StorageError(f"object {oid.hex()} is not stored")
+            if not isinstance(found, tuple):
                 return loose, 0, loose.stat().st_size, None
-            hit = self._find_packed_or_journal(oid)
-        if hit is None:
-            raise StorageError(f"object {oid.hex()} is not stored")
+            hit = found
         if isinstance(hit[0], Journal):
             j, off, n = hit
             return pack_dir / j.name, off, n, j
