@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from ..core.codec import unframe
@@ -137,6 +138,12 @@ class PromisorObjectStore(ObjectStore):
 
     async def delete(self, oid: ObjectId) -> bool:
         return await self.local.delete(oid)
+
+    def write_guard(self) -> AbstractAsyncContextManager[None]:
+        return self.local.write_guard()  # gc sweeps the local store only
+
+    def sweep_guard(self, timeout: float | None = 600.0) -> AbstractAsyncContextManager[None]:
+        return self.local.sweep_guard(timeout)
 
     async def list(self) -> AsyncIterator[ObjectId]:
         async for oid in self.local.list():

@@ -81,8 +81,19 @@ async def fsck(repo: Repository, *, promised: bool | None = None) -> FsckReport:
     return report
 
 
-async def reachable(repo: Repository, include_reflogs: bool = True) -> set[ObjectId]:
-    """Every object reachable from refs (and reflog entries): blocks, their parents, chunks."""
+async def reachable(
+    repo: Repository,
+    include_reflogs: bool = True,
+    *,
+    known: set[ObjectId] | None = None,
+    unreadable: list[ObjectId] | None = None,
+) -> set[ObjectId]:
+    """Every object reachable from refs (and reflog entries): blocks, their parents, chunks.
+
+    ``known``: objects already proven reachable together with everything they reach (an
+    earlier result): the walk stops at them and they are part of the result. Blocks that
+    cannot be read are appended to ``unreadable`` (what they reach is then unknown).
+    """
     roots: set[ObjectId] = set()
     names: list[str] = []
     async for name, head in repo.refs.list():
@@ -92,8 +103,8 @@ async def reachable(repo: Repository, include_reflogs: bool = True) -> set[Objec
         for name in set(names) | set(await _logged_refs(repo)):
             for entry in await repo.refs.reflog(name):
                 roots.update(x for x in (entry.old, entry.new) if x is not None)
-    seen: set[ObjectId] = set()
-    stack = list(roots)
+    seen: set[ObjectId] = set(known) if known else set()
+    stack = [r for r in roots if r not in seen]
     while stack:
         oid = stack.pop()
         if oid in seen:
@@ -102,8 +113,10 @@ async def reachable(repo: Repository, include_reflogs: bool = True) -> set[Objec
         try:
             block = await repo.get_block(oid, resolve=False)
         except (IntegrityError, LookupError, ValueError):
-            continue  # fsck reports these; gc must simply not delete what it cannot read
-        stack.extend(block.parents)
+            if unreadable is not None:
+                unreadable.append(oid)
+            continue
+        stack.extend(p for p in block.parents if p not in seen)
         seen.update(block.object_refs())
     return seen
 
@@ -111,6 +124,15 @@ async def reachable(repo: Repository, include_reflogs: bool = True) -> set[Objec
 async def _logged_refs(repo: Repository) -> list[str]:
     # A store that cannot list its reflogs raises here: gc must not guess what is reachable.
     return list(await repo.refs.logged_refs())
+
+
+def _refuse_if_unreadable(unreadable: list[ObjectId]) -> None:
+    """gc must not guess: what an unreadable block reaches is unknown, so nothing goes."""
+    if unreadable:
+        raise IntegrityError(
+            f"gc: {len(unreadable)} block(s) reachable from refs or reflogs cannot be read "
+            f"(first: {unreadable[0].hex()}); nothing was deleted. Run `sessctl fsck`."
+        )
 
 
 @dataclass
@@ -130,14 +152,19 @@ async def gc(
     grace_seconds: float = 14 * 86400,
     dry_run: bool = False,
     state_file: Path | None = None,
+    sweep_timeout: float | None = 600.0,
 ) -> GcReport:
     """Delete objects unreachable from refs and reflogs, once they have been for ``grace``.
 
     Two-phase so a concurrent writer never loses a block: an object is deleted only if an
     earlier gc (recorded in ``state_file``) already saw it unreachable at least
     ``grace_seconds`` ago, and reachability is computed afresh right before deleting. With
-    ``grace_seconds=0`` one run marks and sweeps. Writers store objects before they move a
-    ref, so a block being written is either new (never marked) or already reachable.
+    ``grace_seconds=0`` one run marks and sweeps. The deletions run under the object
+    store's sweep guard (``stores.guard``), which waits for every writer to finish its
+    put-then-move-ref (``sweep_timeout`` seconds at most: ``ConflictError``), so an object a
+    writer found already stored is never deleted before the writer's ref names it. If a
+    block reachable from a ref or reflog cannot be read, nothing is deleted
+    (``IntegrityError``): what it reaches is unknown.
     """
     now = time.time()
     marks: dict[str, float] = {}
@@ -147,7 +174,9 @@ async def gc(
         except (ValueError, AttributeError):
             marks = {}
     report = GcReport(dry_run=dry_run)
-    live = await reachable(repo)
+    unreadable: list[ObjectId] = []
+    live = await reachable(repo, unreadable=unreadable)
+    _refuse_if_unreadable(unreadable)
     report.reachable = len(live)
     unreachable: list[ObjectId] = []
     async for oid in repo.objects.list():
@@ -165,14 +194,19 @@ async def gc(
         else:
             report.kept_in_grace += 1
     if due and not dry_run:
-        live = await reachable(repo)  # refs may have moved while we scanned
-        for oid in due:
-            if oid in live:
-                continue
-            if await repo.objects.delete(oid):
-                report.deleted += 1
-                report.deleted_ids.append(oid.hex())
-                new_marks.pop(oid.hex(), None)
+        # No writer is between storing (or finding) objects and moving its ref while the
+        # sweep guard is held, so what the refs reach now is everything that must stay.
+        async with repo.objects.sweep_guard(timeout=sweep_timeout):
+            live = await reachable(repo, known=live, unreadable=unreadable)
+            _refuse_if_unreadable(unreadable)
+            for oid in due:
+                if oid in live:
+                    new_marks.pop(oid.hex(), None)  # needed again: a fresh grace next time
+                    continue
+                if await repo.objects.delete(oid):
+                    report.deleted += 1
+                    report.deleted_ids.append(oid.hex())
+                    new_marks.pop(oid.hex(), None)
     elif dry_run:
         report.deleted_ids = [o.hex() for o in due]
     if state_file is not None and not dry_run:

@@ -9,10 +9,12 @@ when the caller pinned the head it expected).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from ..core.codec import frame, unframe
 from ..core.ids import ObjectId, is_hex_prefix, validate_session_id
@@ -38,6 +40,23 @@ from ..stores.catalog import CatalogStore, MemoryCatalogStore
 from .state import PayloadRender, SessionState, fold
 
 __all__ = ["ANY", "Repository"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _writes(
+    fn: Callable[Concatenate[Repository, _P], Coroutine[Any, Any, _R]],
+) -> Callable[Concatenate[Repository, _P], Coroutine[Any, Any, _R]]:
+    """Run a mutating operation under the object store's write guard (``stores.guard``):
+    from its first object write or presence check to its ref move, no gc sweep runs."""
+
+    @functools.wraps(fn)
+    async def guarded(self: Repository, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        async with self.objects.write_guard():
+            return await fn(self, *args, **kwargs)
+
+    return guarded
 
 
 class _Any:
@@ -150,6 +169,13 @@ class Repository:
         """The bytes of a blob stored as chunk objects (see ``core.objects.encode_blob``)."""
         return b"".join([decode_chunk(await self.read_object(c)) for c in chunk_ids])
 
+    def writing(self) -> AbstractAsyncContextManager[None]:
+        """Hold the write guard across several steps that end in a ref move (e.g. check
+        which objects are present, store the rest, append blocks naming them all): a gc
+        sweep waits until it is released. Nested holds are free."""
+        return self.objects.write_guard()
+
+    @_writes
     async def store_blocks(
         self, blocks: Sequence[Block], extra: Sequence[tuple[ObjectId, bytes]] = ()
     ) -> None:
@@ -242,6 +268,7 @@ class Repository:
             return 0
         return (await self.get_block(oid, resolve=False)).sequence
 
+    @_writes
     async def create_session(
         self,
         session_id: str,
@@ -260,6 +287,7 @@ class Repository:
         await self._update_catalog(session_id, [block])
         return block
 
+    @_writes
     async def append(
         self,
         session_id: str,
@@ -280,6 +308,7 @@ class Repository:
             )
         )[0]
 
+    @_writes
     async def append_many(
         self,
         session_id: str,
@@ -332,6 +361,7 @@ class Repository:
             await asyncio.sleep(0.0005 * min(attempt, 20))
         raise ConflictError(f"session {session_id!r}: gave up after {max_retries} lost races")
 
+    @_writes
     async def commit(self, session_id: str, blocks: Sequence[Block]) -> list[Block]:
         """Write pre-built blocks (from a BlockWriter) for one session.
 
@@ -407,6 +437,7 @@ class Repository:
         raise NotFoundError(f"no block at sequence {target_seq} on the session's chain")
 
     # ------------------------------------------------------------------ fork / rewind / merge
+    @_writes
     async def fork(
         self,
         source_session_id: str,
@@ -437,6 +468,7 @@ class Repository:
         await self._update_catalog(new_session_id, [block])
         return block
 
+    @_writes
     async def rewind(
         self,
         session_id: str,
@@ -477,6 +509,7 @@ class Repository:
                 return block
         raise ConflictError(f"session {session_id!r}: gave up after repeated lost races")
 
+    @_writes
     async def merge(
         self,
         session_id: str,
@@ -509,6 +542,7 @@ class Repository:
             raise ConflictError(f"session {session_id!r} moved during the merge")
         return block
 
+    @_writes
     async def delete_session(self, session_id: str) -> Block:
         """Record SESSION_DELETED and drop the ref; the reflog keeps the head (recoverable)."""
         block = await self.append(session_id, BlockType.SESSION_DELETED, {"deleted": True})
@@ -517,6 +551,7 @@ class Repository:
         await self.catalog.delete(session_id)
         return block
 
+    @_writes
     async def delete_ref_after(self, session_id: str, block: Block) -> None:
         """Drop the ref once a committed SESSION_DELETED block is its head."""
         if await self._move(session_id, block.id, None, "delete"):

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import abc
 import builtins
+import contextlib
 from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from ..core.ids import ObjectId
@@ -55,6 +57,16 @@ class ObjectStore(abc.ABC):
     def list(self) -> AsyncIterator[ObjectId]:
         """Every object id in the store (any order)."""
 
+    def write_guard(self) -> AbstractAsyncContextManager[None]:
+        """Held by a writer from its first object write or presence check to its ref move,
+        so a gc sweep of this store never deletes an object it is about to name (see
+        ``stores.guard``). No-op for stores without a local sweep (memory, Azure)."""
+        return _null_guard()
+
+    def sweep_guard(self, timeout: float | None = 600.0) -> AbstractAsyncContextManager[None]:
+        """Held by gc while it recomputes reachability and deletes: waits for writers."""
+        return _null_guard()
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; the store is unusable afterwards."""
 
@@ -63,6 +75,11 @@ class ObjectStore(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+@contextlib.asynccontextmanager
+async def _null_guard() -> AsyncIterator[None]:
+    yield
 
 
 @dataclass(frozen=True, slots=True)

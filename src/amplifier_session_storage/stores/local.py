@@ -21,12 +21,14 @@ import resource
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import TypeVar
 
 from ..core.ids import ID_HEX_LEN, ObjectId
 from ..errors import StorageError
 from .base import ObjectStore
+from .guard import SweepLock
 from .journal import (
     HEAD,
     MAX_BATCH_BYTES,
@@ -122,6 +124,7 @@ class LocalObjectStore(ObjectStore):
             seal_bytes=journal_seal_bytes,
             seal_records=journal_seal_records,
         )
+        self._sweep = SweepLock(self._obj_fd)
         self._closed = False
 
     # -- paths -------------------------------------------------------------------------
@@ -736,10 +739,17 @@ class LocalObjectStore(ObjectStore):
             if self._generation == generation:
                 return
 
+    def write_guard(self) -> AbstractAsyncContextManager[None]:
+        return self._sweep.shared()
+
+    def sweep_guard(self, timeout: float | None = 600.0) -> AbstractAsyncContextManager[None]:
+        return self._sweep.exclusive(timeout)
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        self._sweep.close()
         self._journals.close()
         for pack in self._packs or ():
             pack.close()

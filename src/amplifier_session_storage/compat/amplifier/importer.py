@@ -419,13 +419,20 @@ class _Ctx:
         # The state block carries the time of the last line (the session's last activity).
         batch = [*entries, (_UPDATED, payload, self.last_ts or time.time_ns(), ())]
         try:
-            if extra:
-                present = await self.repo.objects.has_many([oid for oid, _ in extra])
-                if present:
-                    extra = [x for x in extra if x[0] not in present]
-            blocks = await self.repo.append_many(
-                self.sid, batch, expected_head=self.head, extra=extra, reason="amplifier import"
-            )
+            # From the presence check to the ref move: a gc sweep must not run in between
+            # (it could delete an old unreachable blob found present here).
+            async with self.repo.writing():
+                if extra:
+                    present = await self.repo.objects.has_many([oid for oid, _ in extra])
+                    if present:
+                        extra = [x for x in extra if x[0] not in present]
+                blocks = await self.repo.append_many(
+                    self.sid,
+                    batch,
+                    expected_head=self.head,
+                    extra=extra,
+                    reason="amplifier import",
+                )
         except BaseException:
             cache.reset()
             raise

@@ -1,0 +1,99 @@
+"""The sweep lock: gc's deletions never interleave with a writer's put-then-move-ref.
+
+A writer stores (or finds already stored) every object a new block needs, then moves a ref
+by compare-and-swap. gc deletes what no ref reaches. Between a writer's "already stored"
+and its ref move, an old unreachable object the new block names is unreachable but needed;
+no grace period closes that window on its own. So writers hold this lock **shared** from
+their first object write or presence check to their ref move, and gc holds it
+**exclusive** while it recomputes reachability and deletes: a sweep sees every writer
+either finished (its objects reachable) or not started (it will store what it needs
+again, as the objects are then absent).
+
+``flock(2)`` on ``<objects>/gc.lock``: released by the kernel when a process dies, so a
+crashed writer or gc never leaves the repository locked. Waits poll with ``LOCK_NB`` and
+``asyncio.sleep``, so a wait never blocks the event loop (a writer task in the same process
+as a waiting gc still finishes). The shared hold is counted per store handle: nested
+operations (an import batch around the appends it makes) take it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import AsyncIterator
+
+from ..errors import ConflictError
+
+__all__ = ["SweepLock"]
+
+POLL_SECONDS = 0.005
+
+
+class SweepLock:
+    """Shared (writers) / exclusive (gc sweep) lock on one file, opened on first use."""
+
+    def __init__(self, dir_fd: int, name: str = "gc.lock") -> None:
+        self._dir_fd = dir_fd
+        self._name = name
+        self._fd = -1
+        self._shared = 0  # nested shared holds of this handle
+        self._exclusive = False
+
+    def _file(self) -> int:
+        if self._fd < 0:
+            self._fd = os.open(
+                self._name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644, dir_fd=self._dir_fd
+            )
+        return self._fd
+
+    async def _acquire(self, mode: int, deadline: float | None) -> None:
+        fd = self._file()
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise ConflictError(
+                        "the repository stayed busy (writers or another gc hold its sweep "
+                        "lock); try again"
+                    ) from None
+                await asyncio.sleep(POLL_SECONDS)
+
+    @contextlib.asynccontextmanager
+    async def shared(self) -> AsyncIterator[None]:
+        """Held by a writer from its first object write or check to its ref move."""
+        if self._exclusive:
+            raise ConflictError("this handle is sweeping: it cannot write meanwhile")
+        if self._shared == 0:
+            await self._acquire(fcntl.LOCK_SH, None)
+        self._shared += 1
+        try:
+            yield
+        finally:
+            self._shared -= 1
+            if self._shared == 0 and self._fd >= 0:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self, timeout: float | None = 600.0) -> AsyncIterator[None]:
+        """Held by gc while it recomputes reachability and deletes; waits for writers to
+        finish (at most ``timeout`` seconds: ``ConflictError``)."""
+        if self._shared or self._exclusive:
+            raise ConflictError("this handle is writing: it cannot sweep meanwhile")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        await self._acquire(fcntl.LOCK_EX, deadline)
+        self._exclusive = True
+        try:
+            yield
+        finally:
+            self._exclusive = False
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # releases any hold
+            self._fd = -1
