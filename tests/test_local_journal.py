@@ -425,7 +425,7 @@ async def test_appends_take_the_journal_and_batches_make_packs(tmp_path: Path) -
     big = {"role": "assistant", "content": os.urandom(60_000).hex(), "turn": 0}
     block = await repo.append("s", BlockType.MESSAGE, big)  # a block and its ~15 chunks
     assert len(block.encoded.chunks) > 4
-    loose = [p for p in (tmp_path / "objects").iterdir() if p.name != "pack"]
+    loose = [p for p in (tmp_path / "objects").iterdir() if p.is_dir() and p.name != "pack"]
     assert all(not list(d.iterdir()) for d in loose)  # nothing loose
     assert files(tmp_path) == ["journal-1.pack"]
     await repo.append_many("s", [(BlockType.MESSAGE, {"n": i}, None) for i in range(1000)])

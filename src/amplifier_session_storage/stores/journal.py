@@ -51,6 +51,7 @@ from .pack import (
     datasync,
     fsync_dir,
     write_all,
+    write_idx,
 )
 
 __all__ = [
@@ -498,17 +499,7 @@ class Journals:
         if fsync:
             fsync_dir(dfd)  # the pack's name is durable before its idx commits it
         entries = [(oid, off, n) for oid, (off, n) in j.index.items()]
-        idx = build_idx(entries, j.end + CHECKSUM, checksum)
-        tmp, fd = create_tmp(dfd, "idx")
-        try:
-            write_all(fd, idx)
-            if fsync:
-                datasync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, f"pack-{name}.idx", src_dir_fd=dfd, dst_dir_fd=dfd)
-        if fsync:
-            fsync_dir(dfd)  # committed
+        write_idx(dfd, name, build_idx(entries, j.end + CHECKSUM, checksum), fsync=fsync)
         j.state, j.sealed_as, j.tail = SEALED, name, CHECKSUM
         self.dir_changed = True
         self._finish_seal(j)

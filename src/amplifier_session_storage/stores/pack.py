@@ -292,7 +292,16 @@ def commit_pack(
     without an idx, which readers ignore and ``cleanup_incomplete`` removes."""
     name = checksum.hex()
     os.rename(tmp_pack, f"pack-{name}.pack", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    if fsync:
+        fsync_dir(dir_fd)  # the pack's name is durable before its idx commits it
     idx = make_idx()
+    write_idx(dir_fd, name, idx, fsync=fsync)
+    return PackInfo(name, n, idx[IDS_AT : IDS_AT + n * ID_BYTES])
+
+
+def write_idx(dir_fd: int, name: str, idx: bytes, *, fsync: bool) -> None:
+    """Commit the pack ``name`` (already in place under its name): its idx to a temp file,
+    fdatasync, rename to ``pack-<name>.idx`` (the commit point), fsync the directory."""
     tmp, fd = create_tmp(dir_fd, "idx")
     try:
         write_all(fd, idx)
@@ -303,7 +312,6 @@ def commit_pack(
     os.rename(tmp, f"pack-{name}.idx", src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     if fsync:
         fsync_dir(dir_fd)
-    return PackInfo(name, n, idx[IDS_AT : IDS_AT + n * ID_BYTES])
 
 
 def build_idx(entries: list[tuple[bytes, int, int]], pack_size: int, checksum: bytes) -> bytes:
