@@ -200,35 +200,111 @@ function canonical(v) {
 // ---------------------------------------------------------------------------
 // Per-container harness state (kept on the container's Documents object so
 // that it follows the documents when a container is replaced).
+//
+// Costs are kept proportional to what a request touches, as in real Cosmos
+// DB: every logical partition has its own list of documents (in creation
+// order), so a partition-scoped query reads that partition only, and a
+// transactional batch is made atomic with an undo journal of the documents it
+// touches instead of a copy of the whole container.
 // ---------------------------------------------------------------------------
 
 function stateOf(docs) {
   if (!docs.__harness) {
     docs.__harness = {
       seq: 0, // creation order (real Cosmos orders unsorted results by _rid)
-      order: new Map(), // _rid -> creation sequence
+      order: new Map(), // _rid -> creation sequence (Map order = creation order)
       lsn: 0, // logical sequence number for the change feed
-      docLsn: new Map() // _rid -> lsn of the last write
+      docLsn: new Map(), // _rid -> lsn of the last write
+      parts: new Map() // partition key (typed, see partKey) -> Map(_rid -> true), creation order
     };
   }
   return docs.__harness;
 }
 
-function snapshot(docs) {
-  const st = stateOf(docs);
-  return {
-    data: new Map(docs._data),
-    index: new Map(docs._index),
-    ridCount: docs._ridCount,
-    st: { seq: st.seq, order: new Map(st.order), lsn: st.lsn, docLsn: new Map(st.docLsn) }
-  };
+// The typed identity of a partition key value (1 and "1" differ, null and
+// missing differ); null for values that cannot be partition keys (objects),
+// which then fall back to a scan.
+function partKey(value) {
+  if (value === undefined) return "u";
+  if (value !== null && typeof value === "object") return null;
+  return `v${JSON.stringify(value)}`;
 }
 
-function restore(docs, snap) {
-  docs._data = snap.data;
-  docs._index = snap.index;
-  docs._ridCount = snap.ridCount;
-  docs.__harness = snap.st;
+function partitionOf(docs, doc) {
+  return partKey(docs._getPartition(doc));
+}
+
+// Undo journal of the running transactional batch (null outside batches).
+let journal = null;
+
+function journalTouch(docs, rid, existed) {
+  if (journal === null || journal.docs !== docs || journal.touched.has(rid)) return;
+  const st = stateOf(docs);
+  journal.touched.set(rid, {
+    item: existed ? docs._data.get(rid) : undefined,
+    order: st.order.get(rid),
+    lsn: st.docLsn.get(rid)
+  });
+}
+
+function beginJournal(docs) {
+  const st = stateOf(docs);
+  journal = { docs, touched: new Map(), ridCount: docs._ridCount, seq: st.seq, lsn: st.lsn };
+}
+
+function uniqueKeys(docs, doc) {
+  const partition = docs._getPartition(doc);
+  return docs._uniqueKeyPaths.map(keyPath => {
+    let v = doc;
+    for (const k of keyPath.slice(1).split("/")) v = v === undefined || v === null ? undefined : v[k];
+    return docs._getId(keyPath, v, partition);
+  });
+}
+
+function removeEntry(docs, rid) {
+  const st = stateOf(docs);
+  const item = docs._data.get(rid);
+  const doc = item ? item.read() : undefined;
+  if (doc) {
+    for (const key of uniqueKeys(docs, doc)) if (docs._index.get(key) === rid) docs._index.delete(key);
+    const part = st.parts.get(partitionOf(docs, doc));
+    if (part) part.delete(rid);
+  }
+  docs._data.delete(rid);
+  st.order.delete(rid);
+  st.docLsn.delete(rid);
+}
+
+// Undo every write of the batch: the documents, their index entries, their
+// partition lists, creation order and change-feed positions, and the counters.
+function rollbackJournal() {
+  const { docs, touched, ridCount, seq, lsn } = journal;
+  journal = null;
+  const st = stateOf(docs);
+  const reorder = new Set();
+  for (const [rid, before] of [...touched.entries()].reverse()) {
+    removeEntry(docs, rid);
+    if (!before.item) continue;
+    const doc = before.item.read();
+    docs._data.set(rid, before.item);
+    for (const key of uniqueKeys(docs, doc)) docs._index.set(key, rid);
+    if (before.order !== undefined) st.order.set(rid, before.order);
+    if (before.lsn !== undefined) st.docLsn.set(rid, before.lsn);
+    const pkey = partitionOf(docs, doc);
+    if (!st.parts.has(pkey)) st.parts.set(pkey, new Map());
+    st.parts.get(pkey).set(rid, true);
+    reorder.add(pkey);
+  }
+  docs._ridCount = ridCount;
+  st.seq = seq;
+  st.lsn = lsn;
+  // Re-inserted documents go back to their creation position.
+  const bySeq = (a, b) => (st.order.get(a) || 0) - (st.order.get(b) || 0);
+  for (const pkey of reorder) {
+    const part = st.parts.get(pkey);
+    st.parts.set(pkey, new Map([...part.keys()].sort(bySeq).map(r => [r, true])));
+  }
+  if (reorder.size) st.order = new Map([...st.order.entries()].sort((a, b) => a[1] - b[1]));
 }
 
 function recordWrite(docs, doc, isNew) {
@@ -239,12 +315,23 @@ function recordWrite(docs, doc, isNew) {
   }
   st.lsn += 1;
   st.docLsn.set(doc._rid, st.lsn);
+  const pkey = partitionOf(docs, doc);
+  if (pkey !== null) {
+    if (!st.parts.has(pkey)) st.parts.set(pkey, new Map());
+    const part = st.parts.get(pkey);
+    if (!part.has(doc._rid)) part.set(doc._rid, true);
+  }
 }
 
 function recordDelete(docs, doc) {
   const st = stateOf(docs);
   st.order.delete(doc._rid);
   st.docLsn.delete(doc._rid);
+  const part = st.parts.get(partitionOf(docs, doc));
+  if (part) {
+    part.delete(doc._rid);
+    if (!part.size) st.parts.delete(partitionOf(docs, doc));
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -324,13 +411,45 @@ function findDoc(coll, id, pk) {
   return undefined;
 }
 
+// Every document of the container in creation order.
 function allDocs(coll) {
   purgeExpired(coll);
   const docs = coll.documents;
   const st = stateOf(docs);
-  const list = [...docs._data.values()].map(i => i.read()).filter(Boolean);
-  const ord = d => (st.order.has(d._rid) ? st.order.get(d._rid) : Number.MAX_SAFE_INTEGER);
-  list.sort((a, b) => ord(a) - ord(b));
+  const list = [];
+  for (const rid of st.order.keys()) {
+    const item = docs._data.get(rid);
+    const d = item ? item.read() : undefined;
+    if (d) list.push(d);
+  }
+  if (list.length !== docs._data.size) {
+    // documents the harness did not see being written (none expected): last
+    const seen = new Set(list.map(d => d._rid));
+    for (const item of docs._data.values()) {
+      const d = item.read();
+      if (d && !seen.has(d._rid)) list.push(d);
+    }
+  }
+  return list;
+}
+
+// The documents of one logical partition (pk as parsed by parsePkHeader) in
+// creation order: only that partition is read.
+function partitionDocs(coll, pk) {
+  if (!pk.present || !hasPartitionKeyDefinition(coll)) return allDocs(coll);
+  const key = partKey(pk.value);
+  if (key === null) return allDocs(coll).filter(d => pkMatches(coll, d, pk));
+  purgeExpired(coll);
+  const docs = coll.documents;
+  const part = stateOf(docs).parts.get(key);
+  const list = [];
+  if (part) {
+    for (const rid of part.keys()) {
+      const item = docs._data.get(rid);
+      const d = item ? item.read() : undefined;
+      if (d) list.push(d);
+    }
+  }
   return list;
 }
 
@@ -402,6 +521,7 @@ function opCreate(coll, body, pk) {
   } catch (err) {
     throw wrapStoreError(err);
   }
+  journalTouch(coll.documents, created._rid, false);
   recordWrite(coll.documents, created, true);
   return { statusCode: 201, body: created };
 }
@@ -415,6 +535,7 @@ function opReplace(coll, id, body, pk, ifMatch) {
   if (ifMatchFails(ifMatch, existing)) throw preconditionFailed();
   checkBodyPk(coll, body, pk);
   checkItemSize(body);
+  journalTouch(coll.documents, existing._rid, true);
   let replaced;
   try {
     replaced = coll.documents.replace(body, existing);
@@ -449,6 +570,7 @@ function opDelete(coll, id, pk, ifMatch) {
   const existing = findDoc(coll, id, pk);
   if (!existing) throw notFound();
   if (ifMatchFails(ifMatch, existing)) throw preconditionFailed();
+  journalTouch(coll.documents, existing._rid, true);
   coll.documents.delete(existing.id, docPartitionKey(coll, existing));
   recordDelete(coll.documents, existing);
   return { statusCode: 204, body: undefined };
@@ -604,6 +726,7 @@ function opPatch(coll, id, pk, patchBody, ifMatch) {
   }
   const patched = applyPatch(existing, operations, coll);
   checkItemSize(patched);
+  journalTouch(coll.documents, existing._rid, true);
   let replaced;
   try {
     replaced = coll.documents.replace(patched, existing);
@@ -681,18 +804,169 @@ function explainSyntaxError(sqlText, err) {
   return badRequest(`Syntax error in query: ${err.message}; query: ${sqlText}`);
 }
 
+// Compiled queries, by text (the SDKs send the same parameterised texts again
+// and again; parsing is most of the cost of a small query).
+const QUERY_CACHE_SIZE = 256;
+const queryCache = new Map();
+
 function compileQuery(sqlText) {
+  const hit = queryCache.get(sqlText);
+  if (hit) return hit;
+  let q;
   try {
-    return parseQuery(sqlText);
+    q = parseQuery(sqlText);
   } catch (err) {
     if (err instanceof QuerySyntaxError || err.name === "SyntaxError") throw explainSyntaxError(sqlText, err);
     throw err;
   }
+  if (queryCache.size >= QUERY_CACHE_SIZE) queryCache.delete(queryCache.keys().next().value);
+  queryCache.set(sqlText, q);
+  return q;
 }
+
+// ---- the index on id, as real Cosmos DB uses it ----
+//
+// A partition-scoped query whose WHERE clause is a conjunction (AND) with a
+// condition on the root document's id -- `c.id = v`, `c.id IN (v, ...)` or
+// `ARRAY_CONTAINS(@list, c.id)` -- is run on the documents with those ids
+// only (looked up by id, in creation order), instead of on the whole
+// partition.  The whole query is still run on them, so the result is the
+// same; only the cost changes, as with real Cosmos DB's index.
+
+function rootAlias(ast) {
+  const src = ast.from && ast.from.source;
+  if (!src || src.type !== "from_source" || !src.expression) return null;
+  const coll = src.expression;
+  if (coll.type !== "collection_expression" || !coll.expression || coll.expression.type !== "identifier") return null;
+  return src.alias ? src.alias.name : coll.expression.name;
+}
+
+function isRootId(node, alias) {
+  if (!node || node.type !== "scalar_member_expression" || !node.object) return false;
+  if (node.object.type !== "identifier" || node.object.name !== alias) return false;
+  const p = node.property;
+  if (!node.computed) return p && p.type === "identifier" && p.name === "id";
+  return p && p.type === "string_constant" && p.value === "id";
+}
+
+const NO_VALUE = Symbol("no value");
+
+function constantValue(node, parameters) {
+  if (!node) return NO_VALUE;
+  if (node.type === "string_constant" || node.type === "number_constant" || node.type === "boolean_constant") {
+    return node.value;
+  }
+  if (node.type === "null_constant") return null;
+  if (node.type === "parameter_name") {
+    const p = parameters.find(x => x && x.name === node.name);
+    return p ? p.value : NO_VALUE;
+  }
+  return NO_VALUE;
+}
+
+function conjuncts(node, out) {
+  if (node && node.type === "scalar_binary_expression" && String(node.operator).toUpperCase() === "AND") {
+    conjuncts(node.left, out);
+    conjuncts(node.right, out);
+  } else if (node) out.push(node);
+  return out;
+}
+
+// The ids one conjunct allows (a Set of strings), or null when it says nothing about ids.
+function idsOf(cond, alias, parameters) {
+  const strings = values => new Set(values.filter(v => typeof v === "string"));
+  if (cond.type === "scalar_binary_expression" && cond.operator === "=") {
+    const [idSide, other] = isRootId(cond.left, alias) ? [cond.left, cond.right] : [cond.right, cond.left];
+    if (!isRootId(idSide, alias)) return null;
+    const v = constantValue(other, parameters);
+    return v === NO_VALUE ? null : strings([v]);
+  }
+  if (cond.type === "scalar_in_expression" && isRootId(cond.value, alias)) {
+    const vs = cond.list.map(n => constantValue(n, parameters));
+    return vs.includes(NO_VALUE) ? null : strings(vs);
+  }
+  if (
+    cond.type === "scalar_function_expression" &&
+    cond.name && String(cond.name.name).toUpperCase() === "ARRAY_CONTAINS" && !cond.udf &&
+    cond.arguments.length === 2 && isRootId(cond.arguments[1], alias)
+  ) {
+    let v = constantValue(cond.arguments[0], parameters);
+    const kind = cond.arguments[0].type;
+    if (v === NO_VALUE && (kind === "scalar_array_expression" || kind === "array_constant")) {
+      v = cond.arguments[0].elements.map(n => constantValue(n, parameters));
+      if (v.includes(NO_VALUE)) return null;
+    }
+    if (v === NO_VALUE) return null;
+    return Array.isArray(v) ? strings(v) : new Set();
+  }
+  return null;
+}
+
+// The documents a query must look at: the partition's, or fewer (the index on id).
+function queryCandidates(coll, pk, ast, parameters) {
+  if (!pk.present || !hasPartitionKeyDefinition(coll)) return allDocs(coll);
+  const alias = rootAlias(ast);
+  const where = ast.where && ast.where.condition;
+  let ids = null;
+  if (alias && where) {
+    for (const cond of conjuncts(where, [])) {
+      const allowed = idsOf(cond, alias, parameters);
+      if (allowed && (ids === null || allowed.size < ids.size)) ids = allowed;
+    }
+  }
+  if (ids === null) return partitionDocs(coll, pk);
+  purgeExpired(coll);
+  const st = stateOf(coll.documents);
+  const found = [];
+  for (const id of ids) {
+    const d = findDoc(coll, id, pk);
+    if (d) found.push(d);
+  }
+  const ord = d => (st.order.has(d._rid) ? st.order.get(d._rid) : Number.MAX_SAFE_INTEGER);
+  return found.sort((a, b) => ord(a) - ord(b));
+}
+
+// ARRAY_CONTAINS(array, value) of the SQL engine compares value with every
+// element (deepEqual).  For a primitive value and no "partial" argument that
+// is a strict-equality test, answered here from a Set built once per array.
+const builtinFunctions = require(require.resolve("@zeit/cosmosdb-query/lib/builtin-functions", { paths: [PKG_DIR] }));
+const stockArrayContains = builtinFunctions.ARRAY_CONTAINS;
+const arraySets = new WeakMap();
+builtinFunctions.ARRAY_CONTAINS = function arrayContains(...a) {
+  const [arr, value] = a;
+  if (a.length === 2 && Array.isArray(arr) && arr.length > 16 && (value === null || typeof value !== "object")) {
+    let set = arraySets.get(arr);
+    if (!set) {
+      set = new Set(arr.filter(v => v === null || typeof v !== "object"));
+      arraySets.set(arr, set);
+    }
+    return set.has(value);
+  }
+  return stockArrayContains(...a);
+};
+
+// The SQL engine orders unsorted results, and ties of ORDER BY, by comparing
+// _rid strings; the stock _rid is a base64 counter, whose string order is not
+// the creation order past a few dozen documents.  The harness keeps real
+// Cosmos DB's creation (_rid) order: while a query runs, the rid key is the
+// document's creation sequence.
+const queryHelpers = require(require.resolve("@zeit/cosmosdb-query/lib/helpers", { paths: [PKG_DIR] }));
+const stockSort = queryHelpers.sort;
+let creationOrder = null; // the running query's container: _rid -> creation sequence
+queryHelpers.sort = function sort(collection, getRid, ...rest) {
+  const order = creationOrder;
+  const key = order === null ? getRid : d => {
+    const rid = getRid(d);
+    const seq = order.get(rid);
+    return seq === undefined ? Number.MAX_SAFE_INTEGER : seq;
+  };
+  return stockSort(collection, key, ...rest);
+};
 
 function runQuery(coll, q, docs, parameters) {
   const parent = coll.read();
   const compositeIndexes = (parent.indexingPolicy ? parent.indexingPolicy.compositeIndexes : null) || [];
+  creationOrder = stateOf(coll.documents).order;
   try {
     return q.exec(docs, {
       parameters,
@@ -701,6 +975,8 @@ function runQuery(coll, q, docs, parameters) {
     }).result;
   } catch (err) {
     throw badRequest(err.message);
+  } finally {
+    creationOrder = null;
   }
 }
 
@@ -791,7 +1067,8 @@ async function handleQuery(req, res, { dbId, collId }) {
     }
   }
 
-  const docs = allDocs(coll).filter(d => pkMatches(coll, d, pk));
+  const docs = queryCandidates(coll, pk, ast, parameters);
+  res.harnessRetrieved = docs.length; // reported in the query metrics
   let rows = runQuery(coll, q, docs, parameters);
   if (plan.distinct) {
     const seen = new Set();
@@ -816,6 +1093,7 @@ async function handleQuery(req, res, { dbId, collId }) {
   }
   if (next) res.setHeader("x-ms-continuation", next);
   res.setHeader("x-ms-item-count", String(page.length));
+  res.harnessOutput = page.length;
   res.statusCode = 200;
   return { _rid: coll.read()._rid, Documents: page, _count: page.length };
 }
@@ -830,7 +1108,7 @@ function handleReadFeed(req, res, { dbId, collId }) {
   checkPkRangeId(req);
   if (header(req, "a-im")) return handleChangeFeed(req, res, coll);
   const pk = hasPartitionKeyDefinition(coll) ? parsePkHeader(req) : { present: false };
-  const rows = allDocs(coll).filter(d => pkMatches(coll, d, pk));
+  const rows = partitionDocs(coll, pk);
   const fingerprint = `readfeed:${pk.present ? JSON.stringify([pk.value === undefined ? UNDEFINED_PK : pk.value]) : "*"}`;
   const { page, next } = paginate(req, rows, fingerprint);
   if (next) res.setHeader("x-ms-continuation", next);
@@ -999,7 +1277,15 @@ async function handleBatch(req, res, { dbId, collId }) {
   }
   const pk = requirePk(req, coll);
   if (!pk.present) throw badRequest("A transactional batch requires a partition key.");
-  const snap = snapshot(coll.documents);
+  beginJournal(coll.documents);
+  try {
+    return runBatch(coll, ops, pk, res);
+  } finally {
+    journal = null;
+  }
+}
+
+function runBatch(coll, ops, pk, res) {
   const results = [];
   for (let i = 0; i < ops.length; i += 1) {
     let r;
@@ -1007,11 +1293,11 @@ async function handleBatch(req, res, { dbId, collId }) {
       r = runBatchOp(coll, ops[i], pk);
     } catch (err) {
       if (!(err instanceof HttpError)) {
-        restore(coll.documents, snap);
+        rollbackJournal();
         throw err;
       }
       // Atomic: undo everything, report the failing operation and 424 for all others.
-      restore(coll.documents, snap);
+      rollbackJournal();
       const failed = ops.map((_, j) =>
         j === i
           ? { statusCode: err.statusCode, requestCharge: 0, message: err.message }
@@ -1193,7 +1479,8 @@ function handleRequest(req, res) {
         "totalExecutionTimeInMs=0.00;queryCompileTimeInMs=0.00;queryLogicalPlanBuildTimeInMs=0.00;" +
           "queryPhysicalPlanBuildTimeInMs=0.00;queryOptimizationTimeInMs=0.00;VMExecutionTimeInMs=0.00;" +
           "indexLookupTimeInMs=0.00;documentLoadTimeInMs=0.00;systemFunctionExecuteTimeInMs=0.00;" +
-          "userFunctionExecuteTimeInMs=0.00;retrievedDocumentCount=0;retrievedDocumentSize=0;outputDocumentCount=1;" +
+          `userFunctionExecuteTimeInMs=0.00;retrievedDocumentCount=${res.harnessRetrieved || 0};` +
+          `retrievedDocumentSize=0;outputDocumentCount=${res.harnessOutput || 0};` +
           "outputDocumentSize=0;writeOutputTimeInMs=0.00;indexUtilizationRatio=0.00"
       );
     }

@@ -437,6 +437,101 @@ async def test_batch_holds_at_most_100_operations(container: ContainerProxy) -> 
         await container.read_item("j0", partition_key="p1")
 
 
+async def test_batch_rollback_restores_order_etags_and_change_feed(
+    container: ContainerProxy,
+) -> None:
+    # The harness undoes a failed batch from a journal of what it touched (not from a
+    # copy of the container): everything must be exactly as before.
+    before = [await container.create_item({"id": f"d{i}", "pk": "p1", "v": i}) for i in range(4)]
+    await container.create_item({"id": "other", "pk": "p2"})
+    await container.replace_item("d1", {"id": "d1", "pk": "p1", "v": 10})
+    start = await collect(container.query_items_change_feed(start_time="Beginning"))
+    snapshot = await collect(container.query_items("SELECT * FROM c", partition_key="p1"))
+    with pytest.raises(exceptions.CosmosBatchOperationError):
+        await container.execute_item_batch(
+            [
+                ("replace", ("d0", {"id": "d0", "pk": "p1", "v": 99})),
+                ("delete", ("d2",)),
+                ("create", ({"id": "n1", "pk": "p1"},)),
+                ("upsert", ({"id": "d3", "pk": "p1", "v": 33},)),
+                ("patch", ("d1", [{"op": "set", "path": "/v", "value": 11}])),
+                ("create", ({"id": "d1", "pk": "p1"},)),  # 409
+            ],
+            partition_key="p1",
+        )
+    after = await collect(container.query_items("SELECT * FROM c", partition_key="p1"))
+    assert after == snapshot  # same documents, etags, _ts, in the same (creation) order
+    assert ids(after) == ["d0", "d1", "d2", "d3"]
+    assert [d["_etag"] for d in after if d["id"] != "d1"] == [
+        d["_etag"] for d in before if d["id"] != "d1"
+    ]
+    assert await collect(container.query_items_change_feed(start_time="Beginning")) == start
+    # later writes continue the sequences: order, change feed
+    await container.create_item({"id": "d4", "pk": "p1"})
+    await container.upsert_item({"id": "d0", "pk": "p1", "v": 5})
+    got = await collect(container.query_items("SELECT VALUE c.id FROM c", partition_key="p1"))
+    assert got == ["d0", "d1", "d2", "d3", "d4"]
+    feed = await collect(container.query_items_change_feed(start_time="Beginning"))
+    assert [d["id"] for d in feed][-2:] == ["d4", "d0"]
+
+
+def _retrieved(container: ContainerProxy) -> int:
+    metrics = container.client_connection.last_response_headers["x-ms-documentdb-query-metrics"]
+    fields = dict(kv.split("=") for kv in metrics.split(";"))
+    return int(fields["retrievedDocumentCount"])
+
+
+async def test_partition_scoped_queries_read_that_partition_only(
+    container: ContainerProxy,
+) -> None:
+    # Real Cosmos DB reads one logical partition for a partition-scoped query, and
+    # looks documents up by id through its index; the harness does the same, with the
+    # same results as a scan. The query metrics report the documents it looked at.
+    for p in range(3):
+        await container.execute_item_batch(
+            [("create", ({"id": f"i{k}", "pk": f"p{p}", "k": k, "t": k % 3},)) for k in range(90)],
+            partition_key=f"p{p}",
+        )
+    scan = "SELECT * FROM c WHERE c.t = 1"
+    got = await collect(
+        container.query_items(scan, partition_key="p1", populate_query_metrics=True)
+    )
+    assert len(got) == 30 and {d["pk"] for d in got} == {"p1"}
+    assert _retrieved(container) == 90  # that partition only
+    wanted = ["i5", "i7", "i40", "i41", "nope", "i89"]
+    lookups: list[tuple[str, list[dict[str, Any]]]] = [
+        ("c.id IN (@a, @b, 'i40', @c)", [{"name": "@a", "value": "i7"},
+                                          {"name": "@b", "value": "i5"},
+                                          {"name": "@c", "value": 41}]),
+        ("ARRAY_CONTAINS(@ids, c.id)", [{"name": "@ids", "value": wanted}]),
+        ("ARRAY_CONTAINS(['i7', 'i5', 'i40'], c.id)", []),
+        ("c.id = @a", [{"name": "@a", "value": "i40"}]),
+    ]  # fmt: skip
+    for cond, params in lookups:
+        for rest in ("", " AND c.t >= 1", " ORDER BY c.k DESC"):
+            where = f"{cond}{rest}" if not rest.startswith(" ORDER") else cond
+            order = rest if rest.startswith(" ORDER") else ""
+            sql = f"SELECT c.id, c.k FROM c WHERE {where}{order}"
+            fast = await collect(container.query_items(
+                sql, parameters=params, partition_key="p1", populate_query_metrics=True))
+            assert _retrieved(container) <= len(wanted), sql  # looked up by id
+            slow_sql = f"SELECT c.id, c.k FROM c WHERE ({cond} OR false){rest}"
+            slow = await collect(container.query_items(
+                slow_sql, parameters=params, partition_key="p1", populate_query_metrics=True))
+            assert _retrieved(container) == 90  # a scan: same rows, same order
+            assert fast == slow, sql
+    # unsorted results in creation order, pages and tokens as for a scan
+    pager = container.query_items(
+        "SELECT VALUE c.id FROM c WHERE ARRAY_CONTAINS(@ids, c.id)",
+        parameters=[{"name": "@ids", "value": [f"i{k}" for k in range(89, -1, -1)]}],
+        partition_key="p2",
+        max_item_count=40,
+    ).by_page()
+    pages = [await collect(page) async for page in pager]
+    assert [len(p) for p in pages] == [40, 40, 10]
+    assert [i for p in pages for i in p] == [f"i{k}" for k in range(90)]
+
+
 # --------------------------------------------------------------------------
 # Keep-alive, TTL, container replace, change feed, refusals
 # --------------------------------------------------------------------------
