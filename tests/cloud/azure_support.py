@@ -97,6 +97,20 @@ def read_cosmos_doc(
     return run_in_thread(go)
 
 
+def locate_remote_object(config: StorageConfig, oid: Any) -> tuple[str, int]:
+    """``(pack, frame offset)`` of an object as the remote records it (object document, or
+    pack document + the pack's idx), read with private clients (for sync test hooks)."""
+
+    async def go() -> tuple[str, int]:
+        async with make_clients(config) as clients:
+            remote = await open_remote(config, clients)
+            loc = await remote.objects.locate(oid)
+            assert loc is not None, f"{oid} is not recorded"
+            return loc.pack, loc.offset
+
+    return run_in_thread(go)
+
+
 class AzureResources:
     """Creates remotes and stores for one test and deletes their containers afterwards."""
 

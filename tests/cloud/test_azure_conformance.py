@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure_support import AzureResources, modify_blob, read_cosmos_doc
+from azure_support import AzureResources, locate_remote_object, modify_blob
 
 from amplifier_session_storage.compat.config import StorageConfig
 from amplifier_session_storage.core.ids import ObjectId
 from amplifier_session_storage.stores.base import ObjectStore, RefStore
 from amplifier_session_storage.stores.blob import BlobObjectStore
-from amplifier_session_storage.stores.cosmos import CosmosObjectStore, objects_partition
+from amplifier_session_storage.stores.cosmos import CosmosObjectStore
 from amplifier_session_storage.stores.memory import MemoryObjectStore
 from amplifier_session_storage.stores.retry import RetryingObjectStore, RetryingRefStore
 from conformance.object_store_suite import ObjectStoreSuite
@@ -100,10 +100,8 @@ class TestCosmosObjectStore(_AzureSuiteBase, ObjectStoreSuite):
 
     def _where(self, store: ObjectStore, oid: ObjectId) -> tuple[BlobObjectStore, str, int]:
         assert isinstance(store, CosmosObjectStore)
-        doc = read_cosmos_doc(
-            self.res.emu, self.config, oid.hex(), objects_partition(self.config.user_id)
-        )
-        return store.blobs, str(doc["pack"]), int(doc["offset"])
+        pack, offset = locate_remote_object(self.config, oid)
+        return store.blobs, pack, offset
 
     def corrupt(self, store: ObjectStore, oid: ObjectId, offset: int) -> None:
         blobs, pack, off = self._where(store, oid)

@@ -23,11 +23,13 @@ from amplifier_session_storage.stores.cosmos import (
     Reader,
     ensure_container,
     objects_partition,
+    packs_partition,
     refs_partition,
     session_partition,
     sessions_partition,
 )
 from amplifier_session_storage.stores.cosmos_common import query_all
+from amplifier_session_storage.stores.cosmos_index import PACK_DOC_OBJECTS
 
 pytestmark = pytest.mark.emulators
 
@@ -74,9 +76,15 @@ async def test_ensure_container_is_idempotent_and_checks_the_partition_key(
 async def test_custom_partition_key_path(azure: AzureResources) -> None:
     remote = await azure.remote(cosmos_partition_key_path="/pk")
     assert await remote.refs.set_if_equals("sessions/s1", None, ObjectId.of(b"x"))
-    await remote.objects.put(ObjectId.of(b"y"), frame(b"y"))
+    await remote.objects.put(ObjectId.of(b"y"), frame(b"y"))  # a leaf: a pack document
+    block = chain("s1", 1)[0]
+    await remote.objects.put(block.id, frame(block.encoded.canonical))  # a block: object doc
     raw = await query_all(remote.container, "SELECT * FROM c WHERE c.type = 'object'")
-    assert raw and all(d["pk"] == objects_partition("u1") for d in raw)
+    assert [d["id"] for d in raw] == [block.block_id]
+    assert all(d["pk"] == objects_partition("u1") for d in raw)
+    packs = await query_all(remote.container, "SELECT * FROM c WHERE c.type = 'pack'")
+    assert [d["objects"] for d in packs] == [[ObjectId.of(b"y").hex()]]
+    assert all(d["pk"] == packs_partition("u1") for d in packs)
 
 
 # ---------------------------------------------------------------------- blocks and paging
@@ -140,7 +148,7 @@ async def test_partition_scoped_queries_never_see_other_partitions(azure: AzureR
     assert len(raw) == 5 and {d["partitionKey"] for d in raw} == {pk}
 
 
-async def test_missing_uses_slices_of_in_queries(azure: AzureResources) -> None:
+async def test_missing_uses_slices_of_lookup_queries(azure: AzureResources) -> None:
     remote = await azure.remote()
     present = [ObjectId.of(b"p%d" % i) for i in range(300)]
     absent = [ObjectId.of(b"a%d" % i) for i in range(400)]
@@ -154,6 +162,36 @@ async def test_missing_uses_slices_of_in_queries(azure: AzureResources) -> None:
     assert await remote.index.locate("u1", present[0]) == LOC
     assert await remote.index.locate("u1", absent[0]) is None
     assert len([o async for o in remote.index.list_objects("u1")]) == 300
+
+
+async def test_pack_documents_list_leaves(azure: AzureResources) -> None:
+    remote = await azure.remote()
+    index = remote.index
+    pack_a, pack_b = "a" * 64, "b" * 64
+    leaves = [ObjectId.of(b"leaf%d" % i) for i in range(PACK_DOC_OBJECTS + 700)]
+    # parts of at most PACK_DOC_OBJECTS ids, each far below the size limit
+    assert await index.put_pack("u1", pack_a, leaves) == 2
+    assert await index.put_pack("u1", pack_a, leaves) == 2  # idempotent
+    assert await index.put_pack("u1", pack_b, leaves[:10]) == 1  # also in another pack
+    await index.put_pack("u2", pack_b, leaves[-5:])  # another user's are not ours
+    unknown = [ObjectId.of(b"nope%d" % i) for i in range(1500)]
+    found = await index.packs_of("u1", leaves + unknown)  # several lookup slices
+    assert set(found) == set(leaves)
+    assert {found[o] for o in leaves[10:]} == {pack_a}
+    assert await index.missing("u1", leaves + unknown) == set(unknown)
+    listed = [o async for o in index.list_objects("u1")]
+    assert sorted(listed) == sorted(leaves)  # each once
+    assert len([p async for p in index.list_packs("u1")]) == 3
+    # forgetting a leaf takes it out of every pack document; an emptied one is deleted
+    assert await index.delete_object("u1", leaves[3]) is True
+    assert await index.delete_object("u1", leaves[3]) is False
+    assert leaves[3] not in await index.packs_of("u1", leaves[:20])
+    for oid in leaves[:10]:
+        await index.delete_object("u2", oid)  # not u2's: nothing happens
+    assert await index.packs_of("u2", leaves[-5:]) == dict.fromkeys(leaves[-5:], pack_b)
+    docs = await query_all(remote.container, "SELECT * FROM c WHERE c.type = 'pack'",
+                           partition=packs_partition("u1"))
+    assert sum(len(d["objects"]) for d in docs) == len(leaves) - 1 + 9
 
 
 # ---------------------------------------------------------------------- sessions

@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 import signal
+import time
 
 import pytest
 from sync_support import SyncEnv, big_event, make_session, message, object_ids, run_cli
@@ -52,8 +53,17 @@ async def test_push_killed_midway_resumes_and_remote_stays_whole(sync_env: SyncE
     rng = random.Random(20261124)
     killed_midway = 0
     for _ in range(5):
+        # Kill the push at a random moment after one of its packs landed (pushes are fast:
+        # a fixed delay would land before or after the push, not in it).
+        await remote.blobs.refresh()
+        packs_before = remote.blobs.stats()["packs"]
         proc = run_cli(["--repo", str(root), "-q", "push", "--all"], sync_env.cli_env(root))
-        await asyncio.sleep(rng.uniform(0.7, 1.8))  # a whole push takes ~4 s
+        while proc.poll() is None:
+            await remote.blobs.refresh()
+            if remote.blobs.stats()["packs"] > packs_before:
+                await asyncio.sleep(rng.uniform(0.0, 0.2))
+                break
+            await asyncio.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.communicate()
         report = await fsck_remote(remote)
@@ -63,6 +73,12 @@ async def test_push_killed_midway_resumes_and_remote_stays_whole(sync_env: SyncE
         if 0 < report.object_docs < total and len(heads) < len(sids):
             killed_midway += 1
     assert killed_midway >= 1, "no kill landed in the middle of a push"
+    # A kill inside a local ref update leaves that ref's lock behind; the local store
+    # breaks a dead writer's lock once it is 30 s old (stale_lock_after): wait for that.
+    locks = [p for p in (root / "refs").rglob("*.lock") if p.is_symlink() or p.exists()]
+    if locks:
+        newest = max(p.lstat().st_mtime for p in locks)
+        await asyncio.sleep(max(0.0, newest + 31 - time.time()))
     landed = (await fsck_remote(remote)).object_docs
     done = sync_env.sessctl("--json", "push", "--all", repo=root, check=True)
     result = json.loads(done.stdout)

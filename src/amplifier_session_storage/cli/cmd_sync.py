@@ -233,8 +233,9 @@ def fsck_remote_report(env: Env, remote: str | None, sample: int | None) -> None
             env.out.line(f"{p['kind']} {p['object']}: {p['detail']}", "removed")
         scope = f" (a sample of {report.objects})" if report.sampled else ""
         env.out.line(
-            f"remote {report.remote}: {report.refs} refs, {report.object_docs} object "
-            f"documents; read and verified {report.objects} objects{scope} ({report.blocks} "
+            f"remote {report.remote}: {report.refs} refs, {report.object_docs} recorded "
+            f"objects ({report.pack_docs} pack documents); read and verified "
+            f"{report.objects} objects{scope} ({report.blocks} "
             f"blocks, {report.chunks} chunks) in {report.packs} packs: "
             + ("ok" if report.ok else f"{len(report.problems)} problem(s)")
         )

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.codec import unframe
 from ..core.ids import ObjectId, validate_session_id
 from ..core.objects import Block, decode_block
-from ..remote.common import access_of, download
+from ..remote.common import access_of, download, locate
 from ..repository.repo import Repository
 from ..stores.base import ObjectStore
 from ..stores.catalog import CatalogStore
@@ -194,8 +194,7 @@ class CosmosBlockStorage(RepositoryBlockStorage):
         for oid, data in frames.items():
             refs.update(dict.fromkeys(decode_block(unframe(oid, data), oid).object_refs()))
         if refs:
-            want = list(refs)
-            locs = await remote.call(lambda: index.locate_many(user, want), "locate chunks")
+            locs = await locate(remote, refs, leaves=True)
             frames.update(await download(remote, locs))
         self._objects.frames.update(frames)
 

@@ -2,9 +2,10 @@
 
 ``remote_status`` compares each local head with its tracking ref
 (``remotes/<name>/sessions/<id>``, what the remote had at the last push or fetch); it reads
-local blocks only. ``fsck_remote`` proves a remote whole: every ref's target has an object
-document; every object document's frame range-reads from its pack and verifies; every
-verified block's parents, payload chunks and links have object documents.
+local blocks only. ``fsck_remote`` proves a remote whole: every ref's target is recorded;
+every recorded object (an object document, or an entry of a pack document located through
+its pack's idx) range-reads from its pack and verifies; every verified block's parents,
+payload chunks and links are recorded.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from ..core.codec import unframe
 from ..core.ids import ObjectId
 from ..core.objects import decode_block, object_kind
-from ..errors import IntegrityError, RemoteError
+from ..errors import IntegrityError, NotFoundError, RemoteError
 from ..repository.repo import Repository
 from ..stores.cosmos_common import objects_partition, query_all
 from ..stores.cosmos_index import Location
@@ -148,7 +149,8 @@ class RemoteFsckReport:
 
     remote: str
     refs: int = 0
-    object_docs: int = 0
+    object_docs: int = 0  # objects recorded: object documents + pack-document entries
+    pack_docs: int = 0
     objects: int = 0  # frames read and verified
     blocks: int = 0
     chunks: int = 0
@@ -169,6 +171,7 @@ class RemoteFsckReport:
             "remote": self.remote,
             "refs": self.refs,
             "object_docs": self.object_docs,
+            "pack_docs": self.pack_docs,
             "objects": self.objects,
             "blocks": self.blocks,
             "chunks": self.chunks,
@@ -190,6 +193,42 @@ async def _object_docs(remote: SyncRemote) -> dict[ObjectId, Location]:
     return {ObjectId.from_hex(str(r["id"])): Location.of(r) for r in rows}
 
 
+async def _listed(remote: SyncRemote, report: RemoteFsckReport) -> dict[ObjectId, Location]:
+    """The leaves the pack documents list, located through their packs' idx blobs."""
+    index, user = remote.index, remote.user_id
+
+    async def pack_docs() -> list[tuple[str, list[ObjectId]]]:
+        return [item async for item in index.list_packs(user)]
+
+    docs = await remote.call(pack_docs, "list pack documents")
+    report.pack_docs = len(docs)
+    by_pack: dict[str, list[ObjectId]] = defaultdict(list)
+    for pack, oids in docs:
+        by_pack[pack].extend(oids)
+    out: dict[ObjectId, Location] = {}
+    sem = asyncio.Semaphore(READS_AT_ONCE)
+
+    async def one(pack: str, oids: list[ObjectId]) -> None:
+        try:
+            async with sem:
+                entries = await remote.call(
+                    lambda: remote.blobs.pack_index(pack), f"read the idx of pack {pack[:12]}"
+                )
+        except (IntegrityError, NotFoundError, RemoteError) as exc:
+            for o in oids:
+                report.add("unreadable", o.hex(), f"pack {pack} (its idx): {exc}")
+            return
+        for oid in oids:
+            entry = entries.get(oid)
+            if entry is None:
+                report.add("not-in-pack", oid.hex(), f"listed in pack {pack}, not in its idx")
+            else:
+                out[oid] = Location(pack, *entry)
+
+    await asyncio.gather(*(one(p, o) for p, o in by_pack.items()))
+    return out
+
+
 async def fsck_remote(
     remote: SyncRemote,
     *,
@@ -200,7 +239,8 @@ async def fsck_remote(
     """Check the remote (see the module docstring); ``sample`` reads only that many random
     frames (plus every ref target) instead of all of them."""
     report = RemoteFsckReport(remote.name)
-    docs = await _object_docs(remote)
+    docs = await _listed(remote, report)
+    docs.update(await _object_docs(remote))
     report.object_docs = len(docs)
     heads: list[tuple[str, ObjectId]] = [(n, h) async for n, h in remote.refs.list()]
     report.refs = len(heads)

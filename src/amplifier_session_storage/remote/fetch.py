@@ -204,7 +204,7 @@ class _Fetch:
         want = [o for o in refs if o not in local]
         if not want:
             return {}
-        locs = await locate(self.remote, want)
+        locs = await locate(self.remote, want, leaves=True)
         lost = [o for o in want if o not in locs]
         if lost:
             raise IntegrityError(f"the remote lacks object {lost[0].hex()}", lost[0].hex())

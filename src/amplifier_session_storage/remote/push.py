@@ -9,20 +9,21 @@ Per session, git style (docs/sync.md has the full protocol):
    history begins (O(k), local reads only); second parents (a REWIND's abandoned head, a
    MERGE's other line) that are not ancestors of ``R``, and everything when ``R`` is unset
    or not an ancestor, are walked breadth first in windows, one batched presence query
-   per window, stopping at blocks the remote has (the invariant below: a block that has an
-   object document has all its ancestors);
-4. ask the remote once which candidates and payload chunks / links are missing (so a push
-   that was interrupted does not send again what landed);
-5. upload the missing frames as they are stored locally (no re-compression), in packs of
-   at most 64 MiB;
-6. write the object location documents: chunks and links first (any order), then blocks
-   in topological order in sequential transactional batches: **an object document exists
-   only when every object it depends on has one**, even after a crash;
-7. write the session's block index documents;
-8. move the remote ref by compare-and-swap from ``R`` (create when unset): losing the race
+   per window, stopping at blocks the remote has (the invariant below: a recorded block
+   has all its ancestors recorded);
+4. meanwhile, ask which candidates (object documents) and payload chunks / links (pack
+   documents) the remote records, so a push that was interrupted does not send again what
+   landed;
+5. upload the missing frames as they are stored locally (no re-compression), in packs
+   (4 MiB, then doubling up to 16 MiB, at most 3 in flight); as each pack lands, the pack
+   documents listing its leaves (chunks, links: they depend on nothing);
+6. write the blocks' object documents in topological order in sequential transactional
+   batches: **an object is recorded only when every object it depends on is**, even after
+   a crash; meanwhile, the session's block index documents;
+7. move the remote ref by compare-and-swap from ``R`` (create when unset): losing the race
    is a :class:`PushRejectedError`, nothing is lost (the objects stay, a retry after
    ``pull`` reuses them);
-9. update the session document and the local tracking ref ``remotes/<name>/sessions/<id>``.
+8. update the session document and the local tracking ref ``remotes/<name>/sessions/<id>``.
 
 The remote therefore never points at an object it lacks.
 """
@@ -32,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -42,9 +43,16 @@ from ..core.objects import Block
 from ..core.refnames import session_ref
 from ..errors import IntegrityError, NotFastForwardError, SessionNotFoundError
 from ..repository.repo import Repository
-from ..stores.blob import MAX_PACK_BYTES
 from ..stores.cosmos_index import BATCH_OPS, Location
-from .common import Progress, access_of, locate, set_tracking
+from .common import (
+    Progress,
+    access_of,
+    gather,
+    leaf_packs,
+    locate_blocks,
+    set_tracking,
+    task_group,
+)
 from .session import SyncRemote
 from .stats import TransferStats
 
@@ -53,7 +61,10 @@ __all__ = ["PushRejectedError", "PushResult", "SessionPush", "push"]
 WINDOW_START = 16
 WINDOW_MAX = 1024
 UPLOADS_AT_ONCE = 3
+FIRST_PACK_BYTES = 4 * 1024 * 1024  # then doubling up to PACK_BYTES: uploads start early
+PACK_BYTES = 16 * 1024 * 1024  # small enough for building and uploading to overlap
 RECORD_OVERHEAD = 36  # id + length in front of every frame in a pack
+YIELD_EVERY = 256 * 1024  # bytes read locally between two turns of the event loop
 
 
 @dataclass
@@ -94,7 +105,7 @@ class PushResult:
     packs: int = 0
     seconds: float = 0.0
     transfer: TransferStats = field(default_factory=TransferStats)
-    # wall time by phase: negotiate, presence, upload (packs + chunk documents), documents
+    # wall time by phase: negotiate, presence, upload (packs + pack documents), documents
     phases: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -171,13 +182,17 @@ class _Push:
         return chain, unknown
 
     async def discover(
-        self, roots: Sequence[ObjectId], known: set[ObjectId]
+        self,
+        roots: Sequence[ObjectId],
+        known: set[ObjectId],
+        on_new: Callable[[Iterable[Block]], None] | None = None,
     ) -> tuple[dict[ObjectId, Block], dict[ObjectId, Location]]:
         """Blocks reachable from ``roots`` that the remote lacks (windowed presence queries).
 
         A window is filled by expanding parents locally without asking; one query then
         tells which of them the remote has. Parents found only through blocks the remote
-        has are dropped: it has them too (invariant).
+        has are dropped: it has them too (invariant). ``on_new`` is told each window's new
+        blocks as soon as they are known (to look up their chunks meanwhile).
         """
         repo = self.repo
         new: dict[ObjectId, Block] = {}
@@ -203,13 +218,17 @@ class _Push:
                         pending.append((p, oid))
             if not batch:
                 break
-            locs = await locate(self.remote, batch)
+            locs = await locate_blocks(self.remote, batch)
             found.update(locs)
+            fresh = []
             for oid, b in batch.items():
                 if oid in locs:
                     present.add(oid)
                 else:
                     new[oid] = b
+                    fresh.append(b)
+            if on_new is not None and fresh:
+                on_new(fresh)
             # Drop parents that were reached only through blocks the remote has.
             pending = deque((o, v) for o, v in pending if v is None or v not in present)
             window = min(window * 2, WINDOW_MAX)
@@ -219,10 +238,12 @@ class _Push:
     async def upload(
         self, leaves: list[ObjectId], blocks: list[ObjectId]
     ) -> dict[ObjectId, Location]:
-        """Upload frames (leaves first) in packs, write the leaves' object documents.
+        """Upload frames (leaves first) in packs; record each pack's leaves as it lands.
 
-        Packs stream: each is uploaded as soon as it is full, at most ``UPLOADS_AT_ONCE``
-        in flight (so memory stays bounded whatever the size of the push).
+        Packs stream: each is uploaded as soon as it is full (the first at
+        ``FIRST_PACK_BYTES``, each next one twice as large, up to ``PACK_BYTES``), at
+        most ``UPLOADS_AT_ONCE`` in flight, so uploading starts early and memory stays
+        bounded whatever the size of the push.
         """
         order = leaves + blocks
         if not order:
@@ -241,34 +262,40 @@ class _Push:
             finally:
                 slots.release()
             here = {o: Location(info.name, off, n) for o, (off, n) in info.entries.items()}
-            locs.update(here)
             self.result.packs += 1
             self.sent_objects += len(frames)
             self.sent_bytes += sum(len(f) for _, f in frames)
             if self.progress is not None:
                 self.progress("objects", self.sent_objects, self.planned)
                 self.progress("bytes", self.sent_bytes, 0)
-            leaf_docs = [(o, loc) for o, loc in here.items() if o in leaf_set]
-            if leaf_docs:  # leaves depend on nothing: their documents may go in any order
+            listed = [o for o in here if o in leaf_set]
+            if listed:  # leaves depend on nothing: their documents may go in any order
                 await self.remote.call(
-                    lambda: index.put_objects(user, leaf_docs), "write object documents"
+                    lambda: index.put_pack(user, info.name, listed), "write pack documents"
                 )
+            locs.update(here)
 
-        async with asyncio.TaskGroup() as tasks:
+        limit = FIRST_PACK_BYTES
+        async with task_group() as tasks:
             batch: list[tuple[ObjectId, bytes]] = []
-            size = 0
+            size = unyielded = 0
             for oid in order:
                 frame = await self.repo.objects.get(oid)
                 if frame is None:
                     raise IntegrityError(
                         f"cannot push: object {oid.hex()} is missing locally", oid.hex()
                     )
-                if batch and size + len(frame) + RECORD_OVERHEAD > MAX_PACK_BYTES:
+                if batch and size + len(frame) + RECORD_OVERHEAD > min(limit, PACK_BYTES):
                     await slots.acquire()
                     tasks.create_task(send(batch))
-                    batch, size = [], 0
+                    batch, size, limit = [], 0, limit * 2
                 batch.append((oid, frame))
                 size += len(frame) + RECORD_OVERHEAD
+                unyielded += len(frame)
+                if unyielded >= YIELD_EVERY:
+                    # Local reads do not wait: let the uploads in flight send meanwhile.
+                    await asyncio.sleep(0)
+                    unyielded = 0
             await slots.acquire()
             tasks.create_task(send(batch))
         return locs
@@ -310,32 +337,47 @@ class _Push:
             known = {b.id for b in chain}
         else:
             chain, roots, known = [], [local], set()
-        new, locs = await self.discover(roots, known)
+        # Presence, asked while the candidates are being found: blocks have object
+        # documents, their chunks and links are listed by pack documents.
+        asked: dict[ObjectId, None] = {}  # in order: packs come out the same every time
+        leaf_lookups: list[asyncio.Task[dict[ObjectId, str]]] = []
+        async with task_group() as tasks:
+
+            def look_up_leaves(group: Iterable[Block]) -> None:
+                ids = [o for b in group for o in b.object_refs() if o not in asked]
+                asked.update(dict.fromkeys(ids))
+                if ids:
+                    leaf_lookups.append(tasks.create_task(leaf_packs(remote, ids)))
+
+            look_up_leaves(chain)
+            chain_found = tasks.create_task(locate_blocks(remote, [b.id for b in chain]))
+            new, locs = await self.discover(roots, known, look_up_leaves)
+            clock = self.phase("presence", clock)
+        locs.update(chain_found.result())
+        listed: dict[ObjectId, str] = {}
+        for lookup in leaf_lookups:
+            listed.update(lookup.result())
         blocks: dict[ObjectId, Block] = {b.id: b for b in chain}
         blocks.update(new)
-        # One batched question for everything whose presence is still unknown.
-        refs: dict[ObjectId, None] = {}
-        for b in blocks.values():
-            refs.update(dict.fromkeys(b.object_refs()))
-        unknown = [o for o in list(refs) + [b.id for b in chain] if o not in locs and o not in new]
-        clock = self.phase("presence", clock)
-        locs.update(await locate(remote, unknown))
-        leaves = [o for o in refs if o not in locs and o not in blocks]
+        leaves = [o for o in asked if o not in listed and o not in blocks]
         topo = _topological(blocks)
         missing_blocks = [o for o in topo if o not in locs]
         before_objects, before_bytes = self.sent_objects, self.sent_bytes
         clock = self.phase("upload", clock)
         locs.update(await self.upload(leaves, missing_blocks))
         clock = self.phase("documents", clock)
-        await self.write_block_objects(missing_blocks, locs)
         summary = await repo.catalog.get(sid) or {"session_id": sid}
         index, user = remote.index, self.user
         indexed = [(blocks[o], locs[o]) for o in topo]
-        if indexed:
-            await remote.call(
-                lambda: index.put_blocks(user, sid, indexed, access_of(summary)),
-                "write block index",
-            )
+
+        async def block_index() -> None:
+            if indexed:  # not a presence record: may go alongside the object documents
+                await remote.call(
+                    lambda: index.put_blocks(user, sid, indexed, access_of(summary)),
+                    "write block index",
+                )
+
+        await gather(self.write_block_objects(missing_blocks, locs), block_index())
         out.blocks = len(missing_blocks)
         out.objects = self.sent_objects - before_objects
         out.bytes = self.sent_bytes - before_bytes

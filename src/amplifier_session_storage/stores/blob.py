@@ -19,6 +19,8 @@ Reads find an object through an in-memory index of every idx blob, loaded on fir
 listing ``packs/`` and refreshed (only new idx blobs are downloaded) whenever a lookup
 misses; then one ranged download fetches exactly the object's frame, together with the
 36-byte record head in front of it, which is checked against the id and the length.
+``pack_index(name)`` is the entries of ONE pack's idx (downloaded once, verified, cached),
+for callers that know which pack holds an object (the Cosmos DB pack documents).
 
 ``delete`` writes a tombstone instead of rewriting the pack (packs are immutable and shared
 by concurrent readers); a later ``put`` of the same object removes the tombstone or writes a
@@ -62,6 +64,7 @@ __all__ = ["BlobObjectStore", "PackInfo", "build_pack", "parse_idx"]
 log = logging.getLogger(__name__)
 
 MAX_PACK_BYTES = 64 * 1024 * 1024
+THREAD_BUILD_BYTES = 1024 * 1024  # packs at least this large are built off the event loop
 COALESCE_GAP = 64 * 1024
 MAX_SPAN = 8 * 1024 * 1024
 CONCURRENCY = 8
@@ -176,6 +179,9 @@ class BlobObjectStore(ObjectStore):
         self._refresh_lock = asyncio.Lock()
         self._closed = False
         self._counts = {"uploads": 0, "downloads": 0, "listings": 0}
+        # pack name -> its idx entries, for pack_index (uploaded or downloaded here)
+        self._idx_cache: dict[str, dict[ObjectId, tuple[int, int]]] = {}
+        self._idx_locks: dict[str, asyncio.Lock] = {}
 
     def __repr__(self) -> str:
         name = self._container.container_name
@@ -248,20 +254,44 @@ class BlobObjectStore(ObjectStore):
         """Upload ``frames`` as one pack plus its idx (idempotent); returns where each landed.
 
         With ``register=False`` the in-memory index is left alone (for callers that keep
-        locations elsewhere, such as ``CosmosObjectStore``).
+        locations elsewhere, such as ``CosmosObjectStore``). A large pack is built in a
+        worker thread, so that the uploads already in flight keep sending meanwhile.
         """
-        pack, idx, info = build_pack(frames)
+        items = list(frames)
+        if sum(len(data) for _, data in items) >= THREAD_BUILD_BYTES:
+            pack, idx, info = await asyncio.to_thread(build_pack, items)
+        else:
+            pack, idx, info = build_pack(items)
         if not info.entries:
             raise InvalidInputError("a pack holds at least one object")
         existed = not await self._upload(self.pack_blob(info.name), pack)
         await self._upload(self.idx_blob(info.name), idx, overwrite=info.name in self._bad_idx)
         self._bad_idx.discard(info.name)
+        self._idx_cache[info.name] = info.entries
         if not register:
             return info
         if existed:
             await self.refresh()  # learn its tombstones, so that this upload revives them
         await self._register(info.name, info.entries, revive=True)
         return info
+
+    async def pack_index(self, pack_name: str) -> dict[ObjectId, tuple[int, int]]:
+        """``{oid: (frame offset, frame length)}`` of every object in pack ``pack_name``.
+
+        From the pack's idx blob, downloaded once and verified (``parse_idx``), then cached
+        (as are the entries of packs uploaded through this store). A missing idx raises
+        ``NotFoundError``, an unreadable one ``CorruptObjectError``.
+        """
+        _check_pack_name(pack_name)
+        cached = self._idx_cache.get(pack_name)
+        if cached is not None:
+            return cached
+        async with self._idx_locks.setdefault(pack_name, asyncio.Lock()):
+            cached = self._idx_cache.get(pack_name)
+            if cached is None:
+                data = await self._download(self.idx_blob(pack_name))
+                cached = self._idx_cache[pack_name] = parse_idx(data, pack_name)
+        return cached
 
     async def read_range(self, pack_name: str, offset: int, length: int) -> bytes:
         """Exactly ``length`` bytes at ``offset`` of pack ``pack_name``."""

@@ -6,7 +6,8 @@ Every document lives in one container whose partition key path comes from the co
 
     <u>_<session_id>     a session's ref doc, its reflog docs and its block docs
     <u>_#refs            every other ref of the user (remotes/..., ...) and their reflogs
-    <u>_#objects         object location docs (pack, offset, length)
+    <u>_#objects         object location docs of blocks (pack, offset, length)
+    <u>_#packs           pack docs: the leaf objects (chunks, links) each uploaded pack holds
     <u>_#sessions        session docs (the listing / catalog)
 
 ``#`` cannot occur in a session id, so the special partitions never collide with a
@@ -42,6 +43,7 @@ __all__ = [
     "iso",
     "log_doc_id",
     "objects_partition",
+    "packs_partition",
     "pk_field",
     "query_all",
     "query_iter",
@@ -79,6 +81,7 @@ INDEXING_POLICY: dict[str, Any] = {
         {"path": "/created_ns/?"},
         {"path": "/updated_ns/?"},
         {"path": "/time_ns/?"},
+        {"path": "/part/?"},
     ],
     "compositeIndexes": [
         [
@@ -120,6 +123,10 @@ def session_partition(user_id: str, session_id: str) -> str:
 
 def objects_partition(user_id: str) -> str:
     return f"{user_key(user_id)}_#objects"
+
+
+def packs_partition(user_id: str) -> str:
+    return f"{user_key(user_id)}_#packs"
 
 
 def refs_partition(user_id: str) -> str:

@@ -7,7 +7,13 @@ Documents (``<pk>`` is the configured partition key field; partitions: ``cosmos_
               "block_type", "sequence", "timestamp": iso, "timestamp_ns": "<int>",
               "parents": [hex], "visibility", "org_id", "team_ids", "pack", "offset", "length"}
     object   {"id": <hex>, "type": "object", <pk>: "<u>_#objects", "user_id", "pack", "offset",
-              "length"}
+              "length"}                         (blocks; any object in remotes of format 1)
+    pack     {"id": "pack:<name>:<part>", "type": "pack", <pk>: "<u>_#packs", "user_id",
+              "pack": <name>, "part": <int>, "objects": [hex, ...]}
+                                                (the leaf objects -- chunks, links, anything
+                                                that is not a block -- of an uploaded pack,
+                                                at most PACK_DOC_OBJECTS per document; their
+                                                offsets are in the pack's idx blob)
     session  {"id": <sid>, "type": "session", <pk>: "<u>_#sessions", "user_id", "session_id",
               "project_slug", "name", "created", "updated", "created_ns", "updated_ns",
               "head", "visibility", "org_id", "team_ids", "parent_session_id", "forked_from",
@@ -34,13 +40,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.ids import ObjectId, validate_project_slug, validate_session_id
 from ..core.objects import Block
-from ..errors import InvalidInputError, NotFoundError
-from .azure_errors import cosmos_errors
+from ..errors import ConflictError, InvalidInputError, NotFoundError
+from .azure_errors import PreconditionFailedError, cosmos_errors
 from .catalog import CatalogStore
 from .cosmos_common import (
     check_size,
     iso,
     objects_partition,
+    packs_partition,
     pk_field,
     query_all,
     query_iter,
@@ -59,9 +66,11 @@ if TYPE_CHECKING:
 __all__ = ["CosmosCatalogStore", "CosmosIndex", "Location", "Page"]
 
 BATCH_OPS = 100  # Cosmos DB: at most 100 operations in one transactional batch
-IN_SLICE = 256  # ids per IN (...) query (about 18 KB of query text)
+LOOKUP_SLICE = 1000  # ids per ARRAY_CONTAINS(@ids, ...) query (about 67 KB of parameters)
+PACK_DOC_OBJECTS = 2000  # leaf ids per pack document (about 135 KB of JSON)
 CONCURRENCY = 4
 MAX_LIMIT = 1000
+UNLIST_ROUNDS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +94,8 @@ class Page:
     continuation: str | None = None
 
 
-def _in_clause(ids: Sequence[str], name: str = "@i") -> tuple[str, list[dict[str, Any]]]:
-    names = [f"{name}{k}" for k in range(len(ids))]
-    return f"({', '.join(names)})", [
-        {"name": n, "value": v} for n, v in zip(names, ids, strict=True)
-    ]
+def _slices(items: Sequence[str], size: int = LOOKUP_SLICE) -> list[Sequence[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def _encode_token(key: str) -> str:
@@ -204,16 +210,124 @@ class CosmosIndex:
         await self._upsert_all(partition, docs)
         return len(docs)
 
+    def pack_docs(
+        self, user_id: str, pack: str, leaves: Iterable[ObjectId]
+    ) -> list[dict[str, Any]]:
+        """The pack documents listing ``leaves`` (in order, duplicates once) as held by ``pack``."""
+        ids = list(dict.fromkeys(ObjectId(o).hex() for o in leaves))
+        partition = packs_partition(user_id)
+        docs = []
+        for part, start in enumerate(range(0, len(ids), PACK_DOC_OBJECTS)):
+            doc = {
+                "id": f"pack:{pack}:{part}",
+                "type": "pack",
+                self.pk: partition,
+                "user_id": user_id,
+                "pack": pack,
+                "part": part,
+                "objects": ids[start : start + PACK_DOC_OBJECTS],
+            }
+            check_size(doc)
+            docs.append(doc)
+        return docs
+
+    async def put_pack(self, user_id: str, pack: str, leaves: Iterable[ObjectId]) -> int:
+        """Record that ``pack`` (uploaded: pack, then idx) holds the leaf objects ``leaves``.
+
+        Leaves depend on nothing, so the documents go in any order (concurrent upserts,
+        idempotent). Returns how many documents were written.
+        """
+        docs = self.pack_docs(user_id, pack, leaves)
+
+        async def one(doc: dict[str, Any]) -> None:
+            async with self._sem:
+                with cosmos_errors(f"write pack document {doc['id']}"):
+                    await self.container.upsert_item(doc)
+
+        await asyncio.gather(*(one(d) for d in docs))
+        return len(docs)
+
+    _PACKS_SQL = (
+        "SELECT c.pack, ARRAY(SELECT VALUE i FROM i IN c.objects WHERE ARRAY_CONTAINS(@ids, i)) "
+        "AS found FROM c WHERE c.type = 'pack' AND "
+        "EXISTS(SELECT VALUE i FROM i IN c.objects WHERE ARRAY_CONTAINS(@ids, i))"
+    )
+
+    async def packs_of(self, user_id: str, oids: Iterable[ObjectId]) -> dict[ObjectId, str]:
+        """The pack named by a pack document for each of ``oids`` that one lists.
+
+        One partition-scoped query per ``LOOKUP_SLICE`` ids (concurrent); the offsets are
+        in the packs' idx blobs.
+        """
+        ids = sorted({ObjectId(o).hex() for o in oids})
+        partition = packs_partition(user_id)
+
+        async def run(chunk: Sequence[str]) -> list[dict[str, Any]]:
+            params = [{"name": "@ids", "value": list(chunk)}]
+            async with self._sem:
+                return await query_all(self.container, self._PACKS_SQL, params, partition=partition)
+
+        out: dict[ObjectId, str] = {}
+        for rows in await asyncio.gather(*(run(c) for c in _slices(ids))):
+            for row in rows:
+                for hexid in row.get("found") or ():
+                    out.setdefault(ObjectId.from_hex(str(hexid)), str(row["pack"]))
+        return out
+
+    async def list_packs(self, user_id: str) -> AsyncIterator[tuple[str, list[ObjectId]]]:
+        """Every pack document of the user as ``(pack name, leaf ids)``."""
+        sql = "SELECT c.pack, c.objects FROM c WHERE c.type = 'pack'"
+        async for doc in query_iter(
+            self.container, sql, partition=packs_partition(user_id), page_size=100
+        ):
+            yield str(doc["pack"]), [ObjectId.from_hex(str(h)) for h in doc.get("objects") or ()]
+
+    async def unlist(self, user_id: str, oid: ObjectId) -> bool:
+        """Remove ``oid`` from every pack document listing it; ``True`` if one did.
+
+        Each document is replaced (or deleted when it lists nothing else) with its etag as
+        the precondition; a document another writer changed meanwhile is read again.
+        """
+        from azure.core import MatchConditions
+
+        hexid = ObjectId(oid).hex()
+        partition = packs_partition(user_id)
+        sql = "SELECT * FROM c WHERE c.type = 'pack' AND ARRAY_CONTAINS(c.objects, @id)"
+        params = [{"name": "@id", "value": hexid}]
+        removed = False
+        for _ in range(UNLIST_ROUNDS):
+            docs = await query_all(self.container, sql, params, partition=partition)
+            if not docs:
+                return removed
+            try:
+                for doc in docs:
+                    rest = [h for h in doc.get("objects") or () if h != hexid]
+                    cond = {"etag": doc["_etag"], "match_condition": MatchConditions.IfNotModified}
+                    with cosmos_errors(f"update pack document {doc['id']}"):
+                        if rest:
+                            new = {**strip_system(doc), "objects": rest}
+                            await self.container.replace_item(doc["id"], new, **cond)
+                        else:
+                            await self.container.delete_item(
+                                doc["id"], partition_key=partition, **cond
+                            )
+                    removed = True
+            except (PreconditionFailedError, NotFoundError):
+                continue  # changed by another writer: read again
+        raise ConflictError(f"object {hexid}: pack documents keep changing; try again")
+
     async def delete_object(self, user_id: str, oid: ObjectId) -> bool:
-        """Forget an object's location; ``True`` if it was recorded."""
+        """Forget an object (its object document and its pack listings); ``True`` if it
+        was recorded."""
         try:
             with cosmos_errors("delete object document"):
                 await self.container.delete_item(
                     ObjectId(oid).hex(), partition_key=objects_partition(user_id)
                 )
+            found = True
         except NotFoundError:
-            return False
-        return True
+            found = False
+        return await self.unlist(user_id, oid) or found
 
     # ------------------------------------------------------------------ object lookups
     async def locate(self, user_id: str, oid: ObjectId) -> Location | None:
@@ -221,30 +335,38 @@ class CosmosIndex:
         doc = await read_item(self.container, ObjectId(oid).hex(), objects_partition(user_id))
         return None if doc is None or doc.get("type") != "object" else Location.of(doc)
 
-    async def _select_in(
+    async def _select_ids(
         self, partition: str, kind: str, ids: Sequence[str]
     ) -> list[dict[str, Any]]:
+        sql = (
+            "SELECT c.id, c.pack, c.offset, c.length FROM c "
+            "WHERE c.type = @type AND ARRAY_CONTAINS(@ids, c.id)"
+        )
+
         async def run(chunk: Sequence[str]) -> list[dict[str, Any]]:
-            clause, params = _in_clause(chunk)
-            sql = f"SELECT * FROM c WHERE c.type = @type AND c.id IN {clause}"
-            params.append({"name": "@type", "value": kind})
+            params: list[dict[str, Any]] = [
+                {"name": "@type", "value": kind},
+                {"name": "@ids", "value": list(chunk)},
+            ]
             async with self._sem:
                 return await query_all(self.container, sql, params, partition=partition)
 
-        slices = [ids[i : i + IN_SLICE] for i in range(0, len(ids), IN_SLICE)]
-        results = await asyncio.gather(*(run(s) for s in slices))
+        results = await asyncio.gather(*(run(s) for s in _slices(ids)))
         return [d for r in results for d in r]
 
     async def locate_many(self, user_id: str, oids: Iterable[ObjectId]) -> dict[ObjectId, Location]:
-        """Locations of those of ``oids`` that are recorded (partition-scoped IN queries)."""
+        """Locations recorded by object documents (partition-scoped ``ARRAY_CONTAINS``
+        queries, ``LOOKUP_SLICE`` ids each); leaves listed by pack documents are not here
+        (:meth:`packs_of`)."""
         ids = sorted({ObjectId(o).hex() for o in oids})
-        docs = await self._select_in(objects_partition(user_id), "object", ids)
+        docs = await self._select_ids(objects_partition(user_id), "object", ids)
         return {ObjectId.from_hex(d["id"]): Location.of(d) for d in docs}
 
     async def missing(self, user_id: str, oids: Iterable[ObjectId]) -> set[ObjectId]:
-        """The subset of ``oids`` with no object document in ``<u>_#objects``."""
+        """The subset of ``oids`` recorded neither by an object nor by a pack document."""
         wanted = {ObjectId(o) for o in oids}
-        return wanted - set(await self.locate_many(user_id, wanted))
+        rest = wanted - set(await self.locate_many(user_id, wanted))
+        return rest - set(await self.packs_of(user_id, rest)) if rest else rest
 
     async def missing_blocks(
         self, user_id: str, session_id: str, oids: Iterable[ObjectId]
@@ -252,16 +374,25 @@ class CosmosIndex:
         """The subset of ``oids`` with no block document in the session's partition."""
         wanted = {ObjectId(o) for o in oids}
         ids = sorted(o.hex() for o in wanted)
-        docs = await self._select_in(session_partition(user_id, session_id), "block", ids)
+        docs = await self._select_ids(session_partition(user_id, session_id), "block", ids)
         return wanted - {ObjectId.from_hex(d["id"]) for d in docs}
 
     async def list_objects(self, user_id: str) -> AsyncIterator[ObjectId]:
-        """Every recorded object id of the user."""
+        """Every recorded object id of the user (object documents, then pack documents;
+        each id once)."""
+        seen: set[ObjectId] = set()
         sql = "SELECT VALUE c.id FROM c WHERE c.type = 'object'"
         async for hexid in query_iter(
             self.container, sql, partition=objects_partition(user_id), page_size=1000
         ):
-            yield ObjectId.from_hex(str(hexid))
+            oid = ObjectId.from_hex(str(hexid))
+            seen.add(oid)
+            yield oid
+        async for _, leaves in self.list_packs(user_id):
+            for oid in leaves:
+                if oid not in seen:
+                    seen.add(oid)
+                    yield oid
 
     # ------------------------------------------------------------------ blocks
     _BLOCKS_SQL = (
