@@ -7,8 +7,11 @@ import random
 import struct
 from pathlib import Path
 
+import msgpack
 import pytest
 from blake3 import blake3
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from amplifier_session_storage.core.codec import frame, pack, unframe
 from amplifier_session_storage.core.ids import ObjectId
@@ -446,3 +449,56 @@ def test_version_2_packs_are_still_read(tmp_path: Path) -> None:
     assert sorted(o for _, o in r.ids_in_pack_order()) == sorted(o for o, _ in objs)
     r.close()
     os.close(dfd)
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=40),
+    st.binary(max_size=40),
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_interning_round_trips_any_values(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """Objects of any msgpack shape, naming earlier objects' ids, later ones', unknown ones
+    and look-alikes (the id bytes inside longer bins and strings, ext values of the
+    reference type), come back byte for byte; some are interned."""
+    root = tmp_path_factory.mktemp("intern")
+    objs: list[tuple[ObjectId, bytes]] = []
+    n = data.draw(st.integers(min_value=2, max_value=25))
+    for i in range(n):
+        earlier = [bytes(o) for o, _ in objs]
+        ids = st.sampled_from(earlier) if earlier else st.binary(min_size=32, max_size=32)
+        leaf = st.one_of(
+            _SCALARS,
+            ids,
+            ids.map(lambda b: b"\xc4\x20" + b),  # the id's msgpack encoding inside a bin
+            ids.map(lambda b: b.hex()),
+            st.binary(min_size=32, max_size=32),  # an id of nothing in the pack
+            st.builds(msgpack.ExtType, st.just(1), st.binary(max_size=6)),  # reference look-alike
+        )
+        value = data.draw(
+            st.recursive(
+                leaf,
+                lambda kids: (
+                    st.lists(kids, max_size=4)
+                    | st.dictionaries(st.text(max_size=8), kids, max_size=4)
+                ),
+                max_leaves=12,
+            )
+        )
+        canonical = pack(["b" if i % 2 else "c", 1, i, value])
+        objs.append((ObjectId.of(canonical), canonical))
+    unique = list({o: (o, c) for o, c in objs}.values())
+    reader = write_pack(root, unique)
+    for oid, c in unique:
+        assert unframe(oid, reader.read(reader.find(oid))) == c
+    reader.close()
