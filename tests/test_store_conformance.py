@@ -352,6 +352,25 @@ class TestLocalRefStoreExtras:
         assert await refs.get("sessions/a") == oid(2)
         await refs.close()
 
+    async def test_lock_of_a_dead_writer_is_broken_soon(self, tmp_path: Path) -> None:
+        """A writer SIGKILLed mid-update: the next one waits ``dead_lock_after`` (2 s),
+        not ``stale_lock_after``; a lock naming no pid still waits the long way."""
+        refs = LocalRefStore(tmp_path, lock_timeout=0.2, stale_lock_after=30)
+        assert await refs.set_if_equals("sessions/a", None, oid(1))
+        lock = tmp_path / "refs" / "sessions" / "a.lock"
+        os.symlink(link_target(oid(7), 999_999_999), lock)
+        with pytest.raises(ConflictError):  # just taken: it may still be in use
+            await refs.set_if_equals("sessions/a", oid(1), oid(2))
+        old = time.time() - 3
+        os.utime(lock, (old, old), follow_symlinks=False)
+        assert await refs.set_if_equals("sessions/a", oid(1), oid(2))
+        os.symlink("junk", lock)
+        os.utime(lock, (old, old), follow_symlinks=False)
+        with pytest.raises(ConflictError):
+            await refs.set_if_equals("sessions/a", oid(2), oid(3))
+        assert await refs.get("sessions/a") == oid(2)
+        await refs.close()
+
     async def test_symlink_lock_of_live_process_is_respected(self, tmp_path: Path) -> None:
         refs = LocalRefStore(tmp_path, lock_timeout=0.2, stale_lock_after=30)
         assert await refs.set_if_equals("sessions/a", None, oid(1))

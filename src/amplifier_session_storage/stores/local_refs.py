@@ -126,8 +126,12 @@ class LocalRefStore(RefStore):
     """Refs as files under ``root/refs``, reflogs under ``root/logs`` (see module doc).
 
     ``lock_timeout``: how long a writer waits for a contended lock before raising
-    :class:`ConflictError`. ``stale_lock_after``: a lock file this old whose owner process
-    is gone (or unknown) is broken; one ten times as old is broken whatever its pid says.
+    :class:`ConflictError`. ``stale_lock_after``: a lock file this old whose owner is
+    unknown is broken; one ten times as old is broken whatever its pid says.
+    ``dead_lock_after``: a lock whose recorded pid is no process here is broken once it is
+    this old (a writer killed mid-update: the next one need not wait ``stale_lock_after``;
+    the short wait still covers a writer in another pid namespace, whose lock lives for
+    milliseconds).
     Ref name components may not end in ``.lock``, and a ref cannot also be a namespace
     (``a`` and ``a/b``): that raises :class:`ConflictError`.
     """
@@ -139,11 +143,13 @@ class LocalRefStore(RefStore):
         fsync: bool = True,
         lock_timeout: float = 10.0,
         stale_lock_after: float = 30.0,
+        dead_lock_after: float = 2.0,
     ) -> None:
         self.root = Path(root)
         self._fsync = fsync
         self._timeout = lock_timeout
         self._stale = stale_lock_after
+        self._dead = min(dead_lock_after, stale_lock_after)
         self._refs_fd = open_dir(self.root / "refs", create=True, fsync=fsync)
         self._logs_fd = open_dir(self.root / "logs", create=True, fsync=fsync)
         self._dirs: dict[tuple[int, str], int] = {}
@@ -373,13 +379,16 @@ class LocalRefStore(RefStore):
         """Remove ``lock`` if it is old and its owner is gone; ``True`` to retry at once."""
         try:
             st = os.stat(lock, dir_fd=dfd, follow_symlinks=False)
-            if time.time() - st.st_mtime < self._stale:
+            if time.time() - st.st_mtime < self._dead:
                 return False
             pid = self._lock_pid(dfd, lock, st)
         except FileNotFoundError:
             return True
         age = time.time() - st.st_mtime
-        if pid is not None and _pid_alive(pid) and age < self._stale * 10:
+        alive = pid is not None and _pid_alive(pid)
+        if pid is None and age < self._stale:
+            return False  # whose it is cannot be told: wait the long way
+        if alive and age < self._stale * 10:
             # Alive -- or the pid was reused (a restarted container): a lock is held for
             # milliseconds, so one ten times older than "stale" is broken regardless.
             return False
