@@ -256,7 +256,9 @@ async def fetch(
             raise SessionNotFoundError(gone[0], f"no session {gone[0]!r} on remote {remote.name}")
     work = _Fetch(repo, remote, lazy, progress)
     for n, (sid, head) in enumerate(sorted(heads.items()), 1):
-        one = await work.session(sid, head)
+        # From the presence checks to the tracking ref's move: no gc sweep in between.
+        async with repo.writing():
+            one = await work.session(sid, head)
         result.sessions.append(one)
         result.objects += one.objects
         result.bytes += one.bytes
