@@ -359,6 +359,8 @@ class TestLocalRefStoreExtras:
         assert await refs.set_if_equals("sessions/a", None, oid(1))
         lock = tmp_path / "refs" / "sessions" / "a.lock"
         os.symlink(link_target(oid(7), 999_999_999), lock)
+        soon = time.time() + 60  # taken "just now" however slow this machine is
+        os.utime(lock, (soon, soon), follow_symlinks=False)
         with pytest.raises(ConflictError):  # just taken: it may still be in use
             await refs.set_if_equals("sessions/a", oid(1), oid(2))
         old = time.time() - 3
