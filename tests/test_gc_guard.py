@@ -173,3 +173,28 @@ async def test_gc_deletes_nothing_when_a_reachable_block_is_unreadable(tmp_path:
         await gc(repo, grace_seconds=0)
     assert await repo.objects.has(orphan)  # its parents are unknown: gc did not guess
     await repo.close()
+
+
+async def test_a_writer_sees_what_a_sweep_in_another_handle_deleted(tmp_path: Path) -> None:
+    """A handle that stored a chunk (so believes it present) and then, after another
+    handle's sweep deleted it, stores it again before naming it: the store must really
+    write it again, not skip it as "already stored" (the sweep generation in gc.lock)."""
+    writer = await open_local(tmp_path, user_id="u", fsync=False)
+    sweeper = await open_local(tmp_path, user_id="u", fsync=False)
+    await writer.create_session("s-1")
+    for packed in (False, True):  # a journal record, then a packed copy
+        oid, canonical = encode_chunk(b"stored ahead %d " % packed * 40)
+        if packed:
+            await writer.objects.put_many([(oid, frame(canonical)), (oid, frame(canonical))])
+        else:
+            await writer.objects.put(oid, frame(canonical))
+        assert await writer.objects.has(oid)
+        report = await gc(sweeper, grace_seconds=0)
+        assert oid.hex() in report.deleted_ids
+        async with writer.writing():
+            await writer.objects.put(oid, frame(canonical))
+            await writer.append_many("s-1", [(BlockType.EVENT, {}, None, (oid,))])
+        assert await sweeper.objects.has(oid)
+        assert (await fsck(sweeper)).ok
+    await writer.close()
+    await sweeper.close()

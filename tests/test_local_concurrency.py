@@ -80,3 +80,47 @@ async def test_processes_share_one_object_store(tmp_path: Path) -> None:
     assert await store.repack() == len(acked)
     assert {o.hex() async for o in store.list()} == acked
     await store.close()
+
+
+@pytest.mark.slow
+async def test_gc_sweeping_in_a_loop_never_breaks_concurrent_writers(tmp_path: Path) -> None:
+    """Writers store each chunk ahead of the block that will name it (an orphan meanwhile,
+    which gc deletes when it can) while another process sweeps with grace 0 in a loop:
+    every acknowledged block and every chunk it links survive, and fsck is clean."""
+    from amplifier_session_storage.repository.local import open_local
+    from amplifier_session_storage.repository.maintenance import fsck
+
+    script = str(HELPERS / "gc_race.py")
+    await (await open_local(tmp_path, user_id="u")).close()  # one init, before the race
+    workers, count = 3, 80
+    sweeper = subprocess.Popen(
+        [sys.executable, script, "gc", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        outputs = _run_all(
+            [
+                [sys.executable, script, "writer", str(tmp_path), str(w), str(count)]
+                for w in range(workers)
+            ],
+            tmp_path / "go",
+        )
+    finally:
+        (tmp_path / "stop").touch()
+        out, err = sweeper.communicate(timeout=120)
+    assert sweeper.returncode == 0, err
+    sweeps = [int(line.split()[1]) for line in out.splitlines() if line.startswith("D ")]
+    assert len(sweeps) >= 2 and sum(sweeps) >= 1  # gc really ran, and really deleted
+    acked = [line.split() for o in outputs for line in o if line.startswith("A ")]
+    assert len(acked) == workers * count
+    repo = await open_local(tmp_path, user_id="u", create=False)
+    for _, block_hex, chunk_hex in acked:
+        assert await repo.objects.has(ObjectId.from_hex(block_hex))
+        assert await repo.objects.has(ObjectId.from_hex(chunk_hex))
+    report = await fsck(repo)
+    assert report.ok, report.problems
+    for w in range(workers):
+        assert len(await repo.history(await repo.require_head(f"writer-{w}"))) == count + 1
+    await repo.close()

@@ -9,6 +9,11 @@ their first object write or presence check to their ref move, and gc holds it
 either finished (its objects reachable) or not started (it will store what it needs
 again, as the objects are then absent).
 
+A sweep also leaves a mark: the lock file holds a u64 **sweep generation**, incremented by
+each exclusive holder before it lets go. A writer that takes the lock shared and finds a
+generation it has not seen first calls ``on_sweep`` (the store forgets what it believed
+present: another process may have deleted it), so its "already stored" checks are fresh.
+
 ``flock(2)`` on ``<objects>/gc.lock``: released by the kernel when a process dies, so a
 crashed writer or gc never leaves the repository locked. Waits poll with ``LOCK_NB`` and
 ``asyncio.sleep``, so a wait never blocks the event loop (a writer task in the same process
@@ -22,25 +27,43 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import struct
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from ..errors import ConflictError
 
 __all__ = ["SweepLock"]
 
 POLL_SECONDS = 0.005
+_GENERATION = struct.Struct("<Q")
 
 
 class SweepLock:
     """Shared (writers) / exclusive (gc sweep) lock on one file, opened on first use."""
 
-    def __init__(self, dir_fd: int, name: str = "gc.lock") -> None:
+    def __init__(
+        self, dir_fd: int, name: str = "gc.lock", on_sweep: Callable[[], None] | None = None
+    ) -> None:
         self._dir_fd = dir_fd
         self._name = name
+        self._on_sweep = on_sweep
         self._fd = -1
         self._shared = 0  # nested shared holds of this handle
         self._exclusive = False
+        self._seen: int | None = None  # the sweep generation this handle last saw
+
+    def prime(self) -> None:
+        """Note the current sweep generation (call before caching anything): a later sweep
+        is then told apart. A lock file that cannot be opened (a read-only repository) is
+        left for the first write to report."""
+        with contextlib.suppress(OSError):
+            self._seen = self.generation()
+
+    def generation(self) -> int:
+        """How many sweeps have run (0 for a new or unreadable lock file)."""
+        raw = os.pread(self._file(), _GENERATION.size, 0)
+        return _GENERATION.unpack(raw)[0] if len(raw) == _GENERATION.size else 0
 
     def _file(self) -> int:
         if self._fd < 0:
@@ -70,6 +93,11 @@ class SweepLock:
             raise ConflictError("this handle is sweeping: it cannot write meanwhile")
         if self._shared == 0:
             await self._acquire(fcntl.LOCK_SH, None)
+            generation = self.generation()
+            if generation != self._seen:
+                if self._on_sweep is not None:
+                    self._on_sweep()  # a sweep ran since: what we believed present may not be
+                self._seen = generation
         self._shared += 1
         try:
             yield
@@ -91,7 +119,10 @@ class SweepLock:
             yield
         finally:
             self._exclusive = False
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            try:  # mark the sweep (even a partial one) before writers may go on
+                os.pwrite(self._fd, _GENERATION.pack(self.generation() + 1), 0)
+            finally:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -124,7 +124,8 @@ class LocalObjectStore(ObjectStore):
             seal_bytes=journal_seal_bytes,
             seal_records=journal_seal_records,
         )
-        self._sweep = SweepLock(self._obj_fd)
+        self._sweep = SweepLock(self._obj_fd, on_sweep=self._forget_deletions)
+        self._sweep.prime()
         self._closed = False
 
     # -- paths -------------------------------------------------------------------------
@@ -741,6 +742,15 @@ class LocalObjectStore(ObjectStore):
 
     def write_guard(self) -> AbstractAsyncContextManager[None]:
         return self._sweep.shared()
+
+    def _forget_deletions(self) -> None:
+        """A gc sweep ran in some process: re-read what it may have deleted (journal
+        tombstones, packs' ``.del`` records) so "already stored" is true again."""
+        self._refresh()
+        self._journals.rescan()
+        for pack in self._all_packs():
+            if pack.loaded:
+                pack.reload_deleted()
 
     def sweep_guard(self, timeout: float | None = 600.0) -> AbstractAsyncContextManager[None]:
         return self._sweep.exclusive(timeout)

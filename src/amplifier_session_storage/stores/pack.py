@@ -441,6 +441,11 @@ class PackReader:
             os.close(fd)
         return {raw[i : i + ID_BYTES] for i in range(0, len(raw) - ID_BYTES + 1, ID_BYTES)}
 
+    def reload_deleted(self) -> None:
+        """Re-read the ``.del`` records (another process may have appended some)."""
+        self.deleted = self._read_deleted()
+        self.has_del = self.has_del or bool(self.deleted)
+
     def close(self) -> None:
         self._seg = None
         if self._idx is not None:
