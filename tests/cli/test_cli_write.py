@@ -141,3 +141,35 @@ def test_demo_writes_and_reads_back(tmp_path: Path) -> None:
     # fixed time: the same shape, and the same ids on a store with the same device
     a = run_sessctl(tmp_path / "a", "demo", "--fixed-time", "1700000000", "--json").json()
     assert a["log"][0]["timestamp_ns"] == 1_700_000_014_000_000_000
+
+
+def test_gc_expire_reflogs_frees_a_deleted_session(sessctl: Run, store: Path) -> None:
+    """A deleted session stays recoverable (its reflog is a gc root) until its reflog
+    entries are expired; then gc deletes its blocks and repacks, the rest stays whole."""
+
+    async def delete_and_pack() -> None:
+        repo = await open_local(store, create=False)
+        try:
+            await repo.delete_session("other")
+            await repo.objects.repack()  # everything packed: freeing must repack
+        finally:
+            await repo.close()
+
+    asyncio.run(delete_and_pack())
+    pack_dir = store / "objects" / "pack"
+
+    def packed() -> int:
+        return sum(p.stat().st_size for p in pack_dir.iterdir())
+
+    kept = sessctl("gc", "--grace", "0", "--json").json()
+    assert kept["deleted"] == 0 and kept["expired_entries"] == 0  # the reflog keeps it
+    assert sessctl("reflog", "other").code == 0
+    size = packed()
+    r = sessctl("gc", "--grace", "0", "--expire-reflogs", "0s")
+    assert r.code == 0, r.err
+    assert "expired 17 reflog entries" in r.out and "repacked" in r.out  # all but heads
+    assert "deleted 3," in r.out  # SESSION_CREATED, the message, SESSION_DELETED
+    assert packed() < size
+    assert sessctl("fsck").code == 0
+    assert sessctl("log", "main").code == 0
+    assert_one_line_error(sessctl("show", "other"), 3)

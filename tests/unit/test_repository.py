@@ -247,3 +247,21 @@ async def test_gc_removes_only_unreachable_after_grace(repo: Repository, tmp_pat
     assert swept.deleted_ids == [orphan.id.hex()]
     assert (await fsck(repo)).ok
     assert await contents(repo, "s") == ["a"]
+
+
+async def test_resolve_rev_digit_only_hex_prefix(repo: Repository) -> None:
+    """About 1 id in 100 starts with 10 decimal digits: such a prefix is not a sequence."""
+    await repo.create_session("s")
+    blocks = await repo.append_many("s", [msg(f"m{i}") for i in range(3)])
+    digits = None
+    for i in range(2000):  # find a block whose id starts with 4+ digits
+        b = await repo.append("s", M, {"content": f"n{i}"})
+        lead = len(b.block_id) - len(b.block_id.lstrip("0123456789"))
+        if lead >= 6 and int(b.block_id[:6]) > b.sequence:
+            digits = b
+            break
+    assert digits is not None
+    assert await repo.resolve_rev("s", digits.block_id[:6]) == digits.id
+    assert await repo.resolve_rev("s", "2") == blocks[0].id  # a sequence still wins
+    with pytest.raises(NotFoundError):
+        await repo.resolve_rev("s", "999")

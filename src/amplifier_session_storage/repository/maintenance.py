@@ -14,7 +14,7 @@ from ..core.objects import decode_block, object_kind
 from ..errors import IntegrityError
 from .repo import Repository
 
-__all__ = ["FsckReport", "GcReport", "fsck", "gc", "reachable"]
+__all__ = ["FsckReport", "GcReport", "expire_reflogs", "fsck", "gc", "reachable"]
 
 
 @dataclass
@@ -144,6 +144,19 @@ class GcReport:
     kept_in_grace: int = 0
     dry_run: bool = False
     deleted_ids: list[str] = field(default_factory=list)
+    expired_entries: int = 0  # reflog entries dropped first (``expire_before_ns``)
+    repacked_objects: int | None = None  # objects kept by the repack after deleting
+
+
+async def expire_reflogs(repo: Repository, before_ns: int) -> int:
+    """Drop every reflog entry older than ``before_ns`` (a live ref keeps the entry that
+    set its current value); return how many. The history only those entries reached -- a
+    deleted session's blocks, heads abandoned without a rewind -- becomes garbage that gc
+    deletes once its grace period is over."""
+    dropped = 0
+    for name in await _logged_refs(repo):
+        dropped += await repo.refs.expire_reflog(name, before_ns)
+    return dropped
 
 
 async def gc(
@@ -153,6 +166,8 @@ async def gc(
     dry_run: bool = False,
     state_file: Path | None = None,
     sweep_timeout: float | None = 600.0,
+    expire_before_ns: int | None = None,
+    repack: bool = True,
 ) -> GcReport:
     """Delete objects unreachable from refs and reflogs, once they have been for ``grace``.
 
@@ -165,6 +180,10 @@ async def gc(
     writer found already stored is never deleted before the writer's ref names it. If a
     block reachable from a ref or reflog cannot be read, nothing is deleted
     (``IntegrityError``): what it reaches is unknown.
+
+    ``expire_before_ns``: first drop reflog entries older than this (:func:`expire_reflogs`;
+    not in a dry run). ``repack``: when objects were deleted, repack a store that can
+    (the local store) so their bytes leave the packs too.
     """
     now = time.time()
     marks: dict[str, float] = {}
@@ -174,6 +193,8 @@ async def gc(
         except (ValueError, AttributeError):
             marks = {}
     report = GcReport(dry_run=dry_run)
+    if expire_before_ns is not None and not dry_run:
+        report.expired_entries = await expire_reflogs(repo, expire_before_ns)
     unreadable: list[ObjectId] = []
     live = await reachable(repo, unreadable=unreadable)
     _refuse_if_unreadable(unreadable)
@@ -207,6 +228,9 @@ async def gc(
                     report.deleted += 1
                     report.deleted_ids.append(oid.hex())
                     new_marks.pop(oid.hex(), None)
+        packer = getattr(repo.objects, "repack", None)
+        if repack and report.deleted and packer is not None:
+            report.repacked_objects = await packer()
     elif dry_run:
         report.deleted_ids = [o.hex() for o in due]
     if state_file is not None and not dry_run:

@@ -705,7 +705,10 @@ class Repository:
 
     # ------------------------------------------------------------------ revisions
     async def resolve_rev(self, session_id: str, rev: str | int | None) -> ObjectId:
-        """A block of the session by sequence number, ``HEAD``, ``HEAD~N`` or hex prefix."""
+        """A block of the session by sequence number, ``HEAD``, ``HEAD~N`` or hex prefix.
+
+        A string of digits is a sequence number when the session has a block there, else
+        (4 digits or more) a hex prefix: block ids are hex, and some prefixes are digits."""
         head = await self.require_head(session_id)
         if rev is None or rev == "HEAD":
             return head
@@ -716,14 +719,15 @@ class Repository:
                     return b.id
                 back -= 1
             raise NotFoundError(f"{rev}: history is shorter than that")
-        if isinstance(rev, int) or (isinstance(rev, str) and rev.isdigit() and len(rev) < 12):
+        if isinstance(rev, int) or (isinstance(rev, str) and rev.isdigit() and len(rev) < 20):
             seq = int(rev)
             async for b in self.walk(head):
                 if b.sequence == seq:
                     return b.id
                 if b.sequence < seq:
                     break
-            raise NotFoundError(f"session {session_id!r} has no block at sequence {seq}")
+            if isinstance(rev, int) or len(rev) < 4:
+                raise NotFoundError(f"session {session_id!r} has no block at sequence {seq}")
         prefix = str(rev).lower()
         if not is_hex_prefix(prefix) or len(prefix) < 4:
             raise InvalidInputError(f"not a revision: {rev!r} (sequence, HEAD~N or hex prefix)")

@@ -21,8 +21,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 from ..core.ids import ObjectId
+from ..errors import InvalidInputError
 
-__all__ = ["ObjectStore", "RefStore", "ReflogEntry"]
+__all__ = ["ObjectStore", "RefStore", "ReflogEntry", "keep_after"]
 
 
 class ObjectStore(abc.ABC):
@@ -122,6 +123,13 @@ class RefStore(abc.ABC):
         """Every ref name that has a reflog, including refs deleted since (gc roots)."""
         raise NotImplementedError(f"{type(self).__name__} cannot list its reflogs")
 
+    async def expire_reflog(self, name: str, before_ns: int) -> int:
+        """Drop the ref's reflog entries older than ``before_ns`` (the entry that set a live
+        ref's current value is kept); return how many were dropped. What only those entries
+        kept reachable becomes garbage for gc. Stores that cannot rewrite their reflogs
+        raise :class:`InvalidInputError`."""
+        raise InvalidInputError(f"{type(self).__name__} cannot expire reflog entries")
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""
 
@@ -130,3 +138,14 @@ class RefStore(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def keep_after(
+    entries: builtins.list[ReflogEntry], before_ns: int, live: bool
+) -> builtins.list[ReflogEntry]:
+    """The entries :meth:`RefStore.expire_reflog` keeps: those at or after ``before_ns``,
+    and for a live ref at least its last one (the move to its current value)."""
+    kept = [e for e in entries if e.time_ns >= before_ns]
+    if live and entries and (not kept or kept[-1] is not entries[-1]):
+        kept.append(entries[-1])
+    return kept

@@ -41,7 +41,7 @@ from pathlib import Path
 from ..core.ids import ObjectId
 from ..core.refnames import validate_ref_name
 from ..errors import ConflictError, IntegrityError, InvalidInputError
-from .base import ReflogEntry, RefStore
+from .base import ReflogEntry, RefStore, keep_after
 from .pack import datasync, open_dir, write_all
 
 __all__ = ["LocalRefStore"]
@@ -435,6 +435,45 @@ class LocalRefStore(RefStore):
 
     async def reflog(self, name: str) -> list[ReflogEntry]:
         return self._read_log(self._check(name))
+
+    async def expire_reflog(self, name: str, before_ns: int) -> int:
+        """Rewrite the reflog without entries older than ``before_ns`` (see the contract),
+        under the ref's lock: temp file, fdatasync, rename, directory fsync; an emptied
+        reflog is removed (a deleted ref then stops being a gc root)."""
+        self._check(name)
+        parent, _, leaf = name.rpartition("/")
+        dfd = self._dir(self._refs_fd, parent, name)
+        lock = leaf + LOCK_SUFFIX
+        await self._lock(dfd, lock, name, link_target(None))
+        try:
+            live = self._read(dfd, leaf, name) is not None
+            entries = self._read_log(name)
+            kept = keep_after(entries, before_ns, live)
+            if len(kept) == len(entries):
+                return 0
+            log_dir = self._dir(self._logs_fd, parent, name)
+            if not kept:
+                os.unlink(leaf, dir_fd=log_dir)
+            else:
+                tmp = f"{leaf}.tmp-{os.getpid()}{LOCK_SUFFIX}"  # never a valid ref name
+                fd = os.open(
+                    tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644, dir_fd=log_dir
+                )
+                try:
+                    write_all(
+                        fd, b"".join(format_entry(e.old, e.new, e.time_ns, e.reason) for e in kept)
+                    )
+                    if self._fsync:
+                        datasync(fd)
+                finally:
+                    os.close(fd)
+                os.rename(tmp, leaf, src_dir_fd=log_dir, dst_dir_fd=log_dir)
+            if self._fsync:
+                os.fsync(log_dir)
+            return len(entries) - len(kept)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock, dir_fd=dfd)
 
     async def logged_refs(self) -> builtins.list[str]:
         """Every ref with a (non-empty) reflog, deleted refs included: the gc roots."""

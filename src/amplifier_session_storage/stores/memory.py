@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from ..core.ids import ObjectId
 from ..core.refnames import validate_ref_name
-from .base import ObjectStore, ReflogEntry, RefStore
+from .base import ObjectStore, ReflogEntry, RefStore, keep_after
 
 __all__ = ["MemoryObjectStore", "MemoryRefStore"]
 
@@ -73,3 +73,12 @@ class MemoryRefStore(RefStore):
 
     async def logged_refs(self) -> builtins.list[str]:
         return sorted(self._logs)
+
+    async def expire_reflog(self, name: str, before_ns: int) -> int:
+        entries = self._logs.get(validate_ref_name(name), [])
+        kept = keep_after(entries, before_ns, name in self._refs)
+        if kept:
+            self._logs[name] = kept
+        else:
+            self._logs.pop(name, None)
+        return len(entries) - len(kept)
