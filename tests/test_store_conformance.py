@@ -199,7 +199,7 @@ class TestLocalObjectStoreExtras:
         await store.delete(objs[35][0])
         assert await store.repack() == 38
         assert len(_files(tmp_path)) == 2
-        fan_dirs = [p for p in (tmp_path / "objects").iterdir() if p.name != "pack"]
+        fan_dirs = [p for p in (tmp_path / "objects").iterdir() if p.is_dir() and p.name != "pack"]
         assert not any(list(d.iterdir()) for d in fan_dirs)  # no loose objects left
         for oid_, data in objs[1:35] + objs[36:]:
             assert await store.get(oid_) == data

@@ -55,10 +55,19 @@ class SweepLock:
 
     def prime(self) -> None:
         """Note the current sweep generation (call before caching anything): a later sweep
-        is then told apart. A lock file that cannot be opened (a read-only repository) is
-        left for the first write to report."""
-        with contextlib.suppress(OSError):
-            self._seen = self.generation()
+        is then told apart. Reads only: no lock file yet means no sweep yet (0)."""
+        try:
+            fd = os.open(self._name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._dir_fd)
+        except FileNotFoundError:
+            self._seen = 0
+            return
+        except OSError:
+            return  # unreadable: the first write reports it
+        try:
+            raw = os.pread(fd, _GENERATION.size, 0)
+        finally:
+            os.close(fd)
+        self._seen = _GENERATION.unpack(raw)[0] if len(raw) == _GENERATION.size else 0
 
     def generation(self) -> int:
         """How many sweeps have run (0 for a new or unreadable lock file)."""
