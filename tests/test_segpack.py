@@ -502,3 +502,35 @@ def test_interning_round_trips_any_values(
     for oid, c in unique:
         assert unframe(oid, reader.read(reader.find(oid))) == c
     reader.close()
+
+
+async def test_repack_keeps_the_cold_storage_profile(tmp_path: Path) -> None:
+    """A store compacted with the archive profile keeps it when gc (or anything calling
+    repack with no profile) repacks it; other stores keep the default."""
+    from amplifier_session_storage.stores.segpack import ARCHIVE_LEVEL, ARCHIVE_SEGMENT_BYTES
+
+    made: list[tuple[int, int]] = []
+    real_init = SegmentPackWriter.__init__
+
+    def recording(self: SegmentPackWriter, *a: object, **kw: object) -> None:
+        made.append((kw["level"], kw["segment_bytes"]))  # type: ignore[arg-type]
+        real_init(self, *a, **kw)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(SegmentPackWriter, "__init__", recording)
+        for root, profile in (("default", {}), ("cold", {"level": ARCHIVE_LEVEL,
+                              "segment_bytes": ARCHIVE_SEGMENT_BYTES})):  # fmt: skip
+            store = LocalObjectStore(tmp_path / root, fsync=False)
+            objs = objects(3000)  # ~2.7 MB: the cold profile makes segments over 1.5 MiB
+            await store.put_many([(o, f) for o, f, _ in objs])
+            assert await store.repack(**profile) == 3000  # type: ignore[arg-type]
+            extra = canonical(99_999)
+            await store.put(ObjectId.of(extra), frame(extra))
+            assert await store.repack() == 3001
+            await store.close()
+    assert made == [
+        (segpack.DEFAULT_LEVEL, segpack.DEFAULT_SEGMENT_BYTES),
+        (segpack.DEFAULT_LEVEL, segpack.DEFAULT_SEGMENT_BYTES),
+        (ARCHIVE_LEVEL, ARCHIVE_SEGMENT_BYTES),
+        (ARCHIVE_LEVEL, ARCHIVE_SEGMENT_BYTES),
+    ]

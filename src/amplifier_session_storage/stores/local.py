@@ -53,7 +53,13 @@ from .pack import (
     read_fd,
     write_all,
 )
-from .segpack import DEFAULT_LEVEL, DEFAULT_SEGMENT_BYTES, SegmentPackWriter
+from .segpack import (
+    ARCHIVE_LEVEL,
+    ARCHIVE_SEGMENT_BYTES,
+    DEFAULT_LEVEL,
+    DEFAULT_SEGMENT_BYTES,
+    SegmentPackWriter,
+)
 
 __all__ = ["LocalObjectStore", "LocalRefStore"]
 
@@ -549,8 +555,8 @@ class LocalObjectStore(ObjectStore):
         keep: set[ObjectId] | None = None,
         *,
         segmented: bool = True,
-        level: int = DEFAULT_LEVEL,
-        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        level: int | None = None,
+        segment_bytes: int | None = None,
         threads: int | None = None,
     ) -> int:
         """Merge every pack, journal and loose object into one pack; drop ids not in ``keep``.
@@ -558,8 +564,11 @@ class LocalObjectStore(ObjectStore):
         The new pack is a segment pack (``stores.segpack``: canonical bytes compressed
         together, ``segment_bytes`` per zstd frame at ``level``, ``threads`` compressing;
         default: up to 4, the cores there are), or with ``segmented=False`` a version-1
-        pack of the frames as they are. It is committed (fsync'd, idx renamed in) before any
-        old pack, journal or loose file is removed, so a crash at any point loses nothing.
+        pack of the frames as they are. ``level`` and ``segment_bytes`` left out keep the
+        store's profile: the cold-storage one (``segpack.ARCHIVE_*``) if a segment pack
+        there was written with it (segments larger than the default), else the default.
+        It is committed (fsync'd, idx renamed in) before any old pack, journal or loose
+        file is removed, so a crash at any point loses nothing.
         Returns the objects kept. Objects written by other processes while this runs are left
         alone; records appended to a journal meanwhile are copied too (whatever ``keep``
         says), under the journal's lock, just before the journal is retired.
@@ -574,6 +583,15 @@ class LocalObjectStore(ObjectStore):
                 return 0
             if not packs[0].deleted and packs[0].segmented == segmented:
                 return sum(1 for _ in packs[0].ids())
+        if level is None or segment_bytes is None:
+            cold = any(
+                self._ready(p) and p.max_segment_raw() > DEFAULT_SEGMENT_BYTES * 3 // 2
+                for p in packs
+            )  # objects are at most ~64 KiB (payloads are chunked): only the profile says so
+            if level is None:
+                level = ARCHIVE_LEVEL if cold else DEFAULT_LEVEL
+            if segment_bytes is None:
+                segment_bytes = ARCHIVE_SEGMENT_BYTES if cold else DEFAULT_SEGMENT_BYTES
         packs.sort(key=self._pack_age)  # oldest first: the order objects were written in
         copied: list[PackReader] = []
         seen: set[bytes] = set()

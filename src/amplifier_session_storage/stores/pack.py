@@ -441,6 +441,13 @@ class PackReader:
             os.close(fd)
         return {raw[i : i + ID_BYTES] for i in range(0, len(raw) - ID_BYTES + 1, ID_BYTES)}
 
+    def max_segment_raw(self) -> int:
+        """The largest decompressed segment of a segment pack (0 for a version-1 pack)."""
+        seg = self._seg
+        if seg is None:
+            return 0
+        return max((seg.segment_extent(i)[2] for i in range(seg.segments)), default=0)
+
     def reload_deleted(self) -> None:
         """Re-read the ``.del`` records (another process may have appended some)."""
         self.deleted = self._read_deleted()
