@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import itertools
 import json
 import re
@@ -11,32 +10,14 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "generate_sessions.py"
+from helpers.generator import SCRIPT as _SCRIPT
+from helpers.generator import load_generator
 
-
-def _load() -> ModuleType:
-    name = "generate_sessions"
-    mod = sys.modules.get(name)
-    if mod is not None and getattr(mod, "__file__", None) == str(_SCRIPT):
-        return mod
-    spec = importlib.util.spec_from_file_location(name, _SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod  # dataclasses need the module registered before exec
-    saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no scripts/__pycache__
-    try:
-        spec.loader.exec_module(mod)
-    finally:
-        sys.dont_write_bytecode = saved
-    return mod
-
-
-gs = _load()
+gs = load_generator()
 
 SESSIONS = 20
 TARGET = 16 * 1024 * 1024

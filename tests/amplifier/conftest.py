@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -11,6 +9,7 @@ import pytest
 
 from amplifier_session_storage.repository import Repository
 from amplifier_session_storage.stores import MemoryObjectStore, MemoryRefStore
+from helpers.generator import load_generator
 
 GENERATOR = Path(__file__).resolve().parents[2] / "scripts" / "generate_sessions.py"
 
@@ -25,9 +24,4 @@ def generator() -> ModuleType:
     """scripts/generate_sessions.py, loaded as its docstring says (skip visibly if absent)."""
     if not GENERATOR.is_file():
         pytest.skip(f"session generator not found at {GENERATOR}")
-    spec = importlib.util.spec_from_file_location("generate_sessions", GENERATOR)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["generate_sessions"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_generator()

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import filecmp
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 from cli_support import run_sessctl
 
-GEN = Path(__file__).resolve().parents[2] / "scripts" / "generate_sessions.py"
-
-
-def _generator():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("generate_sessions_cli", GEN)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from helpers.generator import load_generator
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
-    _generator().generate(out, sessions=6, target_bytes=6_000_000, seed=7)
+    load_generator().generate(out, sessions=6, target_bytes=6_000_000, seed=7)
     return out
 
 

@@ -3,9 +3,7 @@ event lines Amplifier wrote, never the stored skeletons (``"__line__"``)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,17 +12,7 @@ from cli_support import run_sessctl
 
 from amplifier_session_storage.repository.views import message_text
 from amplifier_session_storage.repository.views.common import one_line
-
-GEN = Path(__file__).resolve().parents[2] / "scripts" / "generate_sessions.py"
-
-
-def _generator():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("generate_sessions_cli_views", GEN)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from helpers.generator import load_generator
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -52,7 +40,7 @@ class Imported:
 def imported(tmp_path_factory: pytest.TempPathFactory) -> Imported:
     """Two generated sessions imported with ``sessctl import``; the smaller one is used."""
     corpus = tmp_path_factory.mktemp("corpus")
-    _generator().generate(corpus, sessions=2, target_bytes=1_500_000, seed=3)
+    load_generator().generate(corpus, sessions=2, target_bytes=1_500_000, seed=3)
     store = tmp_path_factory.mktemp("store") / "repo"
     r = run_sessctl(store, "import", str(corpus), "-q")
     assert r.code == 0, r.err

@@ -3,9 +3,7 @@ sessions imported from Amplifier folders as Amplifier wrote them (not stored ske
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,17 +21,7 @@ from amplifier_session_storage.compat.migrator import SessionMigrator
 from amplifier_session_storage.core.objects import BlockType
 from amplifier_session_storage.tools import SessionTool, SessionToolConfig
 from amplifier_session_storage.tools.session_tool import _text
-
-GEN = Path(__file__).resolve().parents[2] / "scripts" / "generate_sessions.py"
-
-
-def _generator():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("generate_sessions_seed", GEN)
-    assert spec and spec.loader
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from helpers.generator import load_generator
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -48,7 +36,7 @@ Corpus = tuple[LocalBlockStorage, dict[str, Path]]
 @pytest.fixture
 async def corpus(tmp_path: Path) -> AsyncIterator[Corpus]:
     root = tmp_path / "amplifier"
-    _generator().generate(root, 4, 3_000_000, seed=5)
+    load_generator().generate(root, 4, 3_000_000, seed=5)
     storage = LocalBlockStorage(StorageConfig(user_id="u", local_path=tmp_path / "store"))
     batch = await SessionMigrator(storage, user_id="u").import_path(root)
     assert batch.failed == 0, [r.error for r in batch.results if r.error]
